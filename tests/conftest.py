@@ -1,0 +1,51 @@
+"""Shared fixtures: real speech from ../shared/data (skipped with the reason when absent)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DATA_DIR = Path(os.environ.get("VOCODER_TEST_DATA", REPO.parent / "shared" / "data"))
+HAVE_DATA = (DATA_DIR / "reader_m").is_dir()
+
+requires_data = pytest.mark.skipif(
+    not HAVE_DATA, reason=f"needs the real speech in ../shared/data (not found at {DATA_DIR})"
+)
+
+
+def _cuda() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:  # pragma: no cover
+        return False
+
+
+requires_cuda = pytest.mark.skipif(not _cuda(), reason="needs a CUDA GPU (none on this machine)")
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    if not HAVE_DATA:
+        pytest.skip(f"needs the real speech in ../shared/data (not found at {DATA_DIR})")
+    return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def speech_22k(data_dir: Path) -> tuple[np.ndarray, int]:
+    """One real 22.05 kHz utterance (reader_m test), float32 mono."""
+    import soundfile as sf
+
+    path = sorted((data_dir / "reader_m" / "test" / "wavs").glob("*.flac"))[0]
+    wav, sr = sf.read(path, dtype="float32")
+    return wav, sr
+
+
+@pytest.fixture()
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)

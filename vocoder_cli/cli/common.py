@@ -1,0 +1,65 @@
+"""Shared CLI plumbing: the stderr console, progress bars, error rendering and exit codes.
+
+stdout stays clean for pipes (audio or tables a user asked for); everything else goes to stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from vocoder_cli.errors import VocoderError
+
+# Exit codes: 0 all good, 1 some inputs failed (batch went on), 2 usage/config error.
+EXIT_PARTIAL_FAILURE = 1
+EXIT_USAGE = 2
+
+err_console = Console(stderr=True, highlight=False)
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
+    """Print one red line to stderr and return the Exit to raise."""
+    err_console.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    return typer.Exit(code)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn core errors into one clear line and exit code 2 (no traceback for a user mistake)."""
+    try:
+        yield
+    except VocoderError as exc:
+        raise fail(str(exc)) from None
+
+
+def progress_bar(quiet: bool = False, transient: bool = False) -> Progress:
+    """A Rich progress bar on stderr; silent when stderr is not a terminal or with --quiet."""
+    disabled = quiet or not err_console.is_terminal
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        disable=disabled,
+        transient=transient,
+    )
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> cuda when available, else cpu; an explicit ``cuda`` without a GPU is an error."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise fail("--device cuda was requested but no CUDA GPU is available (use --device cpu)")
+    return device
+
+

@@ -1,0 +1,129 @@
+"""HiFi-GAN generator, layer-for-layer the official one (same module names, so weights map 1:1).
+
+Weights are canonical in plain (folded) form; training wraps the convolutions in weight norm with
+:meth:`Generator.apply_weight_norm` and folds it away again with :meth:`remove_weight_norm`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils import parametrizations, parametrize
+
+from vocoder_cli.models.config import GeneratorConfig
+
+LRELU_SLOPE = 0.1
+
+
+def get_padding(kernel_size: int, dilation: int = 1) -> int:
+    return (kernel_size * dilation - dilation) // 2
+
+
+def init_weights(module: nn.Module, std: float = 0.01) -> None:
+    """The official initialisation: N(0, 0.01) for every convolution weight."""
+    if isinstance(module, (nn.Conv1d, nn.ConvTranspose1d, nn.Conv2d)):
+        module.weight.data.normal_(0.0, std)
+
+
+def conv_modules(module: nn.Module) -> list[nn.Module]:
+    return [m for m in module.modules() if isinstance(m, (nn.Conv1d, nn.ConvTranspose1d, nn.Conv2d))]
+
+
+def add_weight_norm(module: nn.Module) -> None:
+    for m in conv_modules(module):
+        if not parametrize.is_parametrized(m, "weight"):
+            parametrizations.weight_norm(m, name="weight", dim=0)
+
+
+def fold_weight_norm(module: nn.Module) -> None:
+    for m in conv_modules(module):
+        if parametrize.is_parametrized(m, "weight"):
+            parametrize.remove_parametrizations(m, "weight", leave_parametrized=True)
+
+
+class ResBlock1(nn.Module):
+    """Two convs per dilation (dilated, then dilation 1), each pair residual."""
+
+    def __init__(self, channels: int, kernel_size: int, dilation: tuple[int, ...]) -> None:
+        super().__init__()
+        self.convs1 = nn.ModuleList(
+            nn.Conv1d(channels, channels, kernel_size, 1, dilation=d, padding=get_padding(kernel_size, d))
+            for d in dilation
+        )
+        self.convs2 = nn.ModuleList(
+            nn.Conv1d(channels, channels, kernel_size, 1, dilation=1, padding=get_padding(kernel_size, 1))
+            for _ in dilation
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for c1, c2 in zip(self.convs1, self.convs2):
+            xt = c2(F.leaky_relu(c1(F.leaky_relu(x, LRELU_SLOPE)), LRELU_SLOPE))
+            x = xt + x
+        return x
+
+
+class ResBlock2(nn.Module):
+    """One dilated conv per dilation, each residual (the V3 block)."""
+
+    def __init__(self, channels: int, kernel_size: int, dilation: tuple[int, ...]) -> None:
+        super().__init__()
+        self.convs = nn.ModuleList(
+            nn.Conv1d(channels, channels, kernel_size, 1, dilation=d, padding=get_padding(kernel_size, d))
+            for d in dilation
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for conv in self.convs:
+            x = conv(F.leaky_relu(x, LRELU_SLOPE)) + x
+        return x
+
+
+class Generator(nn.Module):
+    """Mel [B, n_mels, frames] -> waveform [B, 1, frames * hop] in [-1, 1]."""
+
+    def __init__(self, cfg: GeneratorConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.num_kernels = len(cfg.resblock_kernel_sizes)
+        self.num_upsamples = len(cfg.upsample_rates)
+        self.conv_pre = nn.Conv1d(cfg.n_mels, cfg.upsample_initial_channel, 7, 1, padding=3)
+        block = ResBlock1 if cfg.resblock == "1" else ResBlock2
+        self.ups = nn.ModuleList()
+        self.resblocks = nn.ModuleList()
+        ch = cfg.upsample_initial_channel
+        for i, (u, k) in enumerate(zip(cfg.upsample_rates, cfg.upsample_kernel_sizes)):
+            ch_in, ch = cfg.upsample_initial_channel // 2**i, cfg.upsample_initial_channel // 2 ** (i + 1)
+            self.ups.append(nn.ConvTranspose1d(ch_in, ch, k, u, padding=(k - u) // 2))
+            for k_res, d in zip(cfg.resblock_kernel_sizes, cfg.resblock_dilation_sizes):
+                self.resblocks.append(block(ch, k_res, d))
+        self.conv_post = nn.Conv1d(ch, 1, 7, 1, padding=3)
+        self.ups.apply(init_weights)
+        self.resblocks.apply(init_weights)
+        self.conv_post.apply(init_weights)
+
+    @property
+    def hop_length(self) -> int:
+        return self.cfg.hop_length
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        x = self.conv_pre(mel)
+        for i, up in enumerate(self.ups):
+            x = up(F.leaky_relu(x, LRELU_SLOPE))
+            blocks = self.resblocks[i * self.num_kernels : (i + 1) * self.num_kernels]
+            xs = blocks[0](x)
+            for block in blocks[1:]:
+                xs = xs + block(x)
+            x = xs / self.num_kernels
+        x = self.conv_post(F.leaky_relu(x))  # the official code uses the default slope 0.01 here
+        return torch.tanh(x)
+
+    def apply_weight_norm(self) -> "Generator":
+        """Wrap every convolution in weight norm (for training), exactly preserving the function."""
+        add_weight_norm(self)
+        return self
+
+    def remove_weight_norm(self) -> "Generator":
+        """Fold weight norm into plain weights (for inference and for saving)."""
+        fold_weight_norm(self)
+        return self
