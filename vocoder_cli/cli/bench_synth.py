@@ -1,0 +1,43 @@
+"""`vocoder bench synth`: real-time factor of V1/V2/V3 (or given weights) on this machine."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import typer
+from rich.table import Table
+
+from vocoder_cli.bench import bench_synthesis, preset_vocoder
+from vocoder_cli.cli.common import err_console, resolve_device, user_errors
+from vocoder_cli.inference import load_vocoder
+
+
+def bench_synth(
+    models: str = typer.Option("v1,v2,v3", "--models", help="Comma-separated presets (random weights)."),
+    weights: Optional[str] = typer.Option(None, "--weights", "-w", help="Benchmark these weights instead."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    seconds: float = typer.Option(10.0, "--seconds", help="Length of each test utterance."),
+    batch: int = typer.Option(1, "--batch", min=1, help="Utterances per forward pass."),
+    repeats: int = typer.Option(3, "--repeats", min=1, help="Timed runs (median reported)."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, fp16 or bf16 (CUDA)."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for torch."),
+) -> None:
+    """Synthesis speed: real-time factor (wall / audio seconds; below 1 is faster than real time)."""
+    if threads:
+        torch.set_num_threads(threads)
+    device = resolve_device(device)
+    with user_errors():
+        vocoders = [load_vocoder(weights, device)] if weights else [preset_vocoder(m.strip()) for m in models.split(",")]
+    table = Table(title=f"synthesis on {device} ({torch.get_num_threads()} threads, torch {torch.__version__})")
+    for col in ("model", "params", "audio s", "wall s", "RTF", "x real time"):
+        table.add_column(col, justify="right" if col != "model" else "left")
+    for vocoder in vocoders:
+        vocoder.model.to(device)
+        r = bench_synthesis(vocoder, device=device, seconds=seconds, batch=batch, repeats=repeats, precision=precision)
+        table.add_row(r.name, f"{r.parameters:,}", f"{r.audio_seconds:.1f}", f"{r.wall_seconds:.3f}",
+                      f"{r.real_time_factor:.4f}", f"{r.speed:.1f}")
+    from rich.console import Console
+
+    Console().print(table)
+    err_console.print("[dim]RTF = wall seconds / audio seconds (median of the timed runs, after one warm-up)[/]")

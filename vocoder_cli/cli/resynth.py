@@ -1,0 +1,94 @@
+"""`vocoder resynth IN... OUT`: audio (or mels) in, vocoded audio out, same relative names."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import torch
+import typer
+
+from vocoder_cli.cli.common import EXIT_PARTIAL_FAILURE, err_console, fail, progress_bar, resolve_device, user_errors
+from vocoder_cli.inference import EngineOptions, Synthesizer, load_vocoder
+from vocoder_cli.resynthesis import STDIO, Report, ResynthOptions, Resynthesizer, plan_jobs, read_file_list
+
+DEFAULT_WEIGHTS = "default"
+
+
+def resynth(
+    paths: list[str] = typer.Argument(
+        ..., metavar="IN... OUT", help="Inputs (files, folders, or - for a WAV on stdin), then OUT (folder, file or -)."
+    ),
+    files_from: Optional[str] = typer.Option(
+        None, "--files-from", help="Read input paths from FILE (one a line), or - for stdin."
+    ),
+    weights: str = typer.Option(
+        DEFAULT_WEIGHTS, "--weights", "-w", help="Weights name, .safetensors path, or griffin-lim (no weights)."
+    ),
+    from_mels: bool = typer.Option(False, "--from-mels", help="Inputs are .npy/.pt log-mels, not audio."),
+    out_sr: Optional[int] = typer.Option(None, "--out-sr", help="Resample the output to this rate (Hz)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Utterances per forward pass."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, fp16 or bf16 (autocast, CUDA only)."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for torch."),
+    chunk_frames: int = typer.Option(2048, "--chunk-frames", min=64, help="Longer inputs are vocoded in chunks."),
+    skip_existing: bool = typer.Option(False, "--skip-existing", help="Skip inputs whose output already exists."),
+    float_output: bool = typer.Option(False, "--float", help="Write 32-bit float WAV instead of 16-bit PCM."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
+) -> None:
+    """Vocode audio through the mel frontend and a vocoder: [b]vocoder resynth in/ out/[/b].
+
+    Output mirrors input relative paths as WAV. Bad inputs are listed and the batch goes on;
+    the exit code is 1 when any input failed.
+    """
+    if files_from is None and len(paths) < 2:
+        raise fail("give at least one input and an output: vocoder resynth IN... OUT")
+    *inputs, output = paths
+    stdin_bytes = None
+    if files_from is not None:
+        source = sys.stdin if files_from == STDIO else open(files_from, encoding="utf-8")  # noqa: SIM115
+        with source:
+            inputs += read_file_list(source)
+    elif STDIO in inputs:
+        if inputs != [STDIO]:
+            raise fail("'-' (stdin) must be the only input")
+        stdin_bytes = sys.stdin.buffer.read()
+    if not inputs:
+        raise fail("no inputs given")
+    if threads:
+        torch.set_num_threads(threads)
+    device = resolve_device(device)
+    with user_errors():
+        jobs = plan_jobs(inputs, output, from_mels=from_mels)
+        vocoder = load_vocoder(weights, device)
+        options = EngineOptions(batch_size=batch_size, chunk_frames=chunk_frames, precision=precision)
+        synth = Synthesizer(vocoder, device, options)
+    runner = Resynthesizer(
+        synth,
+        ResynthOptions(from_mels, out_sr, skip_existing, "FLOAT" if float_output else "PCM_16"),
+        stdin=stdin_bytes,
+    )
+    with progress_bar(quiet or output == STDIO) as progress:
+        task = progress.add_task("resynth", total=len(jobs))
+        report, payload = runner.run(jobs, on_done=lambda _job: progress.advance(task))
+    if payload is not None:
+        sys.stdout.buffer.write(payload)
+        sys.stdout.buffer.flush()
+    _render(report, vocoder.name, device, quiet)
+    if report.failures:
+        raise typer.Exit(EXIT_PARTIAL_FAILURE)
+
+
+def _render(report: Report, weights: str, device: str, quiet: bool) -> None:
+    for failure in report.failures:
+        err_console.print(f"[red]failed[/] {failure.source}: {failure.reason}", soft_wrap=True)
+    if quiet:
+        return
+    skipped = f", {len(report.skipped)} skipped (exist)" if report.skipped else ""
+    failed = f", [red]{len(report.failures)} failed[/]" if report.failures else ""
+    err_console.print(
+        f"{len(report.written)} files written{skipped}{failed} | {report.audio_seconds:.1f} s audio in "
+        f"{report.wall_seconds:.1f} s | RTF {report.real_time_factor:.3f} | {Path(weights).name} on {device}",
+        soft_wrap=True,
+    )

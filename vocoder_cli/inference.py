@@ -1,0 +1,161 @@
+"""The batch synthesis engine behind `resynth`, `tts` and `bench`.
+
+Inputs are log-mels; outputs are waveforms trimmed to exactly ``frames * hop`` samples (padding a
+batch never leaves a buzzing tail). Mels of similar length are batched together; a mel longer than
+``chunk_frames`` is synthesised in chunks overlapped by the generator's receptive field, so the result
+equals one-shot synthesis while memory stays flat however long the input is.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from vocoder_cli.errors import WeightsError
+from vocoder_cli.mel import MelConfig, MelSpectrogram, mel_preset
+from vocoder_cli.models.config import GeneratorConfig
+
+GRIFFIN_LIM = "griffin-lim"
+
+
+def receptive_field_frames(cfg: GeneratorConfig) -> int:
+    """Mel frames on each side that influence an output sample (exact bound, from the layer shapes)."""
+
+    def resblock_halfwidth(kernel: int, dilations: tuple[int, ...]) -> int:
+        per_conv = sum((kernel - 1) * d // 2 for d in dilations)
+        return per_conv + (len(dilations) * (kernel - 1) // 2 if cfg.resblock == "1" else 0)
+
+    half = 3  # conv_post, in output samples
+    blocks = max(resblock_halfwidth(k, d) for k, d in zip(cfg.resblock_kernel_sizes, cfg.resblock_dilation_sizes))
+    for rate, kernel in reversed(list(zip(cfg.upsample_rates, cfg.upsample_kernel_sizes))):
+        half += blocks
+        half = math.ceil((half + kernel) / rate)  # through the transposed conv, back to its input rate
+    return half + 3  # conv_pre
+
+
+@dataclass
+class Vocoder:
+    """A mel -> waveform model with the mel config it expects."""
+
+    model: nn.Module
+    mel: MelConfig
+    name: str
+    context_frames: int
+
+    @property
+    def hop_length(self) -> int:
+        return self.mel.hop_length
+
+
+def load_vocoder(weights: str, device: str | torch.device = "cpu") -> Vocoder:
+    """``griffin-lim`` (no weights), a weights file path, or a registered/bundled weights name."""
+    if weights == GRIFFIN_LIM:
+        from vocoder_cli.griffinlim import GriffinLim
+
+        mel = mel_preset("hifigan-22k")
+        return Vocoder(GriffinLim(mel).to(device).eval(), mel, GRIFFIN_LIM, context_frames=16)
+    from vocoder_cli.weights.format import load_generator
+
+    path = Path(weights)
+    if not path.is_file():
+        from vocoder_cli.weights.resolve import resolve_weights
+
+        path = resolve_weights(weights)
+    loaded = load_generator(path, device)
+    if loaded.mel.center:
+        raise WeightsError(f"{path}: generators trained on centred mels are not supported for synthesis")
+    return Vocoder(loaded.generator, loaded.mel, str(path), receptive_field_frames(loaded.config) + 2)
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    batch_size: int = 8
+    max_batch_frames: int = 16384  # frames per batch, summed over items (bounds memory)
+    chunk_frames: int = 2048  # longer mels are synthesised in overlapping chunks
+    precision: str = "fp32"  # fp32 | fp16 | bf16 (autocast; CUDA only)
+
+
+class Synthesizer:
+    """Batched, chunked, inference-mode synthesis on one device."""
+
+    def __init__(self, vocoder: Vocoder, device: str | torch.device = "cpu", options: EngineOptions | None = None):
+        self.vocoder = vocoder
+        self.device = torch.device(device)
+        self.options = options or EngineOptions()
+        self.mel_fn = MelSpectrogram(vocoder.mel)
+        if self.options.precision not in ("fp32", "fp16", "bf16"):
+            raise ValueError(f"precision must be fp32, fp16 or bf16, not {self.options.precision!r}")
+
+    def _autocast(self) -> torch.autocast | nullcontext:
+        if self.options.precision == "fp32" or self.device.type != "cuda":
+            return nullcontext()
+        dtype = torch.float16 if self.options.precision == "fp16" else torch.bfloat16
+        return torch.autocast("cuda", dtype=dtype)
+
+    @torch.inference_mode()
+    def mel(self, wav: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Log-mel [n_mels, frames] of one waveform at the vocoder's rate (computed on the engine's device)."""
+        tensor = torch.as_tensor(wav, dtype=torch.float32, device=self.device)
+        return self.mel_fn(tensor[None])[0]
+
+    @torch.inference_mode()
+    def _run(self, batch: torch.Tensor) -> torch.Tensor:
+        with self._autocast():
+            out = self.vocoder.model(batch.to(self.device))
+        return out.float()[:, 0]
+
+    def _one_shot_batch(self, mels: Sequence[torch.Tensor]) -> list[np.ndarray]:
+        hop = self.vocoder.hop_length
+        longest = max(m.shape[-1] for m in mels)
+        fill = self.vocoder.mel.silence_level
+        batch = torch.full((len(mels), mels[0].shape[0], longest), fill, device=self.device)
+        for i, m in enumerate(mels):
+            batch[i, :, : m.shape[-1]] = m.to(self.device)
+        wavs = self._run(batch)
+        return [wavs[i, : m.shape[-1] * hop].cpu().numpy() for i, m in enumerate(mels)]
+
+    def synthesize_long(self, mel: torch.Tensor) -> np.ndarray:
+        """Chunked synthesis of one mel [n_mels, frames]; equals one-shot within float rounding."""
+        hop, ctx, size = self.vocoder.hop_length, self.vocoder.context_frames, self.options.chunk_frames
+        frames = mel.shape[-1]
+        out = np.empty(frames * hop, dtype=np.float32)
+        for start in range(0, frames, size):
+            stop = min(start + size, frames)
+            lo, hi = max(0, start - ctx), min(frames, stop + ctx)
+            wav = self._run(mel[None, :, lo:hi].to(self.device))[0]
+            out[start * hop : stop * hop] = wav[(start - lo) * hop : (stop - lo) * hop].cpu().numpy()
+        return out
+
+    def batches(self, lengths: Sequence[int]) -> Iterator[list[int]]:
+        """Indices grouped by similar length: sorted, then cut by batch size and total frames."""
+        order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+        group: list[int] = []
+        for i in order:
+            if group and (
+                len(group) >= self.options.batch_size
+                or (len(group) + 1) * lengths[i] > self.options.max_batch_frames
+            ):
+                yield group
+                group = []
+            group.append(i)
+        if group:
+            yield group
+
+    def synthesize(self, mels: Sequence[torch.Tensor]) -> list[np.ndarray]:
+        """Waveforms for many mels, in input order; each exactly ``frames * hop`` samples long."""
+        results: list[np.ndarray | None] = [None] * len(mels)
+        short = [i for i, m in enumerate(mels) if m.shape[-1] <= self.options.chunk_frames]
+        for i in (i for i, m in enumerate(mels) if m.shape[-1] > self.options.chunk_frames):
+            results[i] = self.synthesize_long(mels[i])
+        for group in self.batches([mels[i].shape[-1] for i in short]):
+            idx = [short[g] for g in group]
+            for i, wav in zip(idx, self._one_shot_batch([mels[i] for i in idx])):
+                results[i] = wav
+        return [r for r in results if r is not None]  # every slot is filled above
