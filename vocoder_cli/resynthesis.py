@@ -97,7 +97,7 @@ def plan_jobs(
         else:
             pairs.append((str(path), _safe_relative(path if len(inputs) > 1 else Path(path.name))))
     single_file_out = output == STDIO or (
-        len(pairs) == 1 and not Path(output).is_dir() and Path(output).suffix.lower() in AUDIO_EXTENSIONS
+        not Path(output).is_dir() and Path(output).suffix.lower() in AUDIO_EXTENSIONS
     )
     if single_file_out:
         if len(pairs) != 1:

@@ -7,6 +7,7 @@ gets its final name only after its sha256 matched. ``file://`` URLs work too (of
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import urllib.error
 import urllib.request
@@ -41,6 +42,17 @@ def _open(url: str, start: int, timeout: float) -> tuple[object, int | None, boo
     return response, int(length) if length else None, False
 
 
+def _finish(part: Path, dest: Path, url: str, sha256: str | None) -> Path:
+    """Verify the complete ``part`` and give it its final name (a bad one is deleted)."""
+    if sha256 is not None:
+        actual = sha256_of(part)
+        if actual != sha256.lower():
+            part.unlink(missing_ok=True)
+            raise DownloadError(f"checksum mismatch for {url}: expected sha256 {sha256.lower()}, got {actual}")
+    os.replace(part, dest)
+    return dest
+
+
 def download_file(
     url: str,
     dest: str | Path,
@@ -52,17 +64,22 @@ def download_file(
     """Fetch ``url`` to ``dest``, resuming ``dest.part``; verify ``sha256`` before the final rename.
 
     A checksum mismatch deletes the partial file (a resume cannot fix corrupt bytes) and raises.
-    An existing ``dest`` with the right checksum is returned without network access.
+    An existing ``dest`` with the right checksum (or any existing ``dest`` when ``sha256`` is None)
+    is returned without network access.
     """
     dest = Path(dest)
-    if dest.exists() and (sha256 is None or sha256_of(dest) == sha256):
+    if dest.exists() and (sha256 is None or sha256_of(dest) == sha256.lower()):
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     start = part.stat().st_size if part.exists() else 0
     try:
         response, total, resumed = _open(url, start, timeout)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and start:  # the .part is already complete: the server has nothing after it
+            return _finish(part, dest, url, sha256)
+        raise DownloadError(f"cannot download {url}: HTTP {exc.code} {exc.reason}") from exc
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
         raise DownloadError(f"cannot download {url}: {exc}") from exc
     if not resumed:
         start = 0
@@ -76,17 +93,11 @@ def download_file(
                 done += len(block)
                 if progress:
                     progress(done, total)
-    except (urllib.error.URLError, OSError) as exc:
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
         raise DownloadError(f"download of {url} interrupted at {done} bytes ({exc}); run again to resume") from exc
     if total is not None and done < total:
         raise DownloadError(f"download of {url} stopped at {done} of {total} bytes; run again to resume")
-    if sha256 is not None:
-        actual = sha256_of(part)
-        if actual != sha256:
-            part.unlink(missing_ok=True)
-            raise DownloadError(f"checksum mismatch for {url}: expected sha256 {sha256}, got {actual}")
-    os.replace(part, dest)
-    return dest
+    return _finish(part, dest, url, sha256)
 
 
 def copy_verified(source: str | Path, dest: str | Path, sha256: str | None = None) -> Path:
