@@ -1,0 +1,136 @@
+"""`vocoder score` as a user runs it: folders, pairs lists, formats, failures and exit codes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from tests.helpers import write
+from vocoder_cli.cli.app import app
+from vocoder_cli.metrics.bench import demo_speech
+
+pytest.importorskip("pesq", reason="needs the [metrics] extra (pesq)")
+runner = CliRunner()
+SR = 22050
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """ref/ and gen/: 'same' (identical), 'noisy' (20 dB SNR, 100 samples shorter), 'sub/x' (identical)."""
+    root = tmp_path_factory.mktemp("score")
+    speech = demo_speech(SR)
+    rng = np.random.default_rng(0)
+    clips = {"same": speech[: 2 * SR], "noisy": speech[2 * SR : 4 * SR], "sub/x": speech[4 * SR : 6 * SR]}
+    for name, x in clips.items():
+        write(root / "ref" / f"{name}.wav", x, SR)
+        gen = x if name != "noisy" else (x + 0.03 * rng.standard_normal(x.size).astype(np.float32))[:-100]
+        write(root / "gen" / f"{name}.flac", gen, SR)
+    return root
+
+
+def score(*args: str, input: str | None = None):  # noqa: A002
+    return runner.invoke(app, ["score", *args], input=input)
+
+
+def test_folders_jsonl_rows_and_clean_stdout(folders: Path) -> None:
+    result = score(str(folders / "ref"), str(folders / "gen"), "-m", "pesq,stoi", "-f", "jsonl", "--per-file")
+    assert result.exit_code == 0, result.output
+    rows = {r["id"]: r for r in map(json.loads, result.stdout.splitlines())}  # every stdout line is JSON
+    assert sorted(rows) == ["noisy", "same", "sub/x"]
+    assert set(rows["same"]) == {"id", "pesq", "stoi"}
+    assert rows["same"]["pesq"] == pytest.approx(4.644, abs=1e-3) and rows["same"]["stoi"] == pytest.approx(1.0)
+    assert 1.0 < rows["noisy"]["pesq"] < 4.0 and rows["noisy"]["stoi"] < rows["same"]["stoi"]
+
+
+def test_failures_are_rows_listed_on_stderr_with_exit_1(folders: Path, tmp_path: Path) -> None:
+    gen = tmp_path / "gen"
+    for f in (folders / "gen").rglob("*.flac"):
+        target = gen / f.relative_to(folders / "gen")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(f.read_bytes())
+    (gen / "noisy.flac").write_bytes(b"")  # broken output
+    write(gen / "stray.wav", np.zeros(SR, dtype=np.float32), SR)  # no reference
+    result = score(str(folders / "ref"), str(gen), "-m", "pesq", "-f", "jsonl", "--per-file")
+    assert result.exit_code == 1
+    rows = {r["id"]: r for r in map(json.loads, result.stdout.splitlines())}
+    assert rows["noisy"]["pesq"] is None and "empty file" in rows["noisy"]["error"]
+    assert rows["stray"]["error"] == "no reference file with this id"
+    assert "2 of 4 files failed" in result.stderr
+    assert "noisy" in result.stderr and "stray: no reference file" in result.stderr
+
+
+def test_pairs_from_stdin_to_a_csv_file(folders: Path, tmp_path: Path) -> None:
+    lines = "".join(f"{folders / 'ref' / n}.wav\t{folders / 'gen' / n}.flac\n" for n in ("same", "noisy"))
+    out = tmp_path / "scores.csv"
+    result = score("--pairs", "-", "-m", "sisdr,pesq", "-f", "csv", "--per-file", "-o", str(out), input=lines)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""  # the result went to the file; the summary table to stderr
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert [r["id"] for r in rows] == [f"{folders / 'gen' / n}" for n in ("same", "noisy")]
+    assert float(rows[0]["sisdr"]) > 60 and 10 < float(rows[1]["sisdr"]) < 40
+    assert "sisdr" in result.stderr
+
+
+def test_json_summary_records_library_version_and_rate(folders: Path) -> None:
+    result = score(str(folders / "ref"), str(folders / "gen"), "-m", "pesq,mstft", "-f", "json")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["metrics"]["pesq"]["library"] == "pesq" and payload["metrics"]["pesq"]["version"]
+    assert payload["metrics"]["pesq"]["sample_rate"] == 16000
+    assert payload["summary"]["pesq"]["count"] == 3 and payload["summary"]["pesq"]["failures"] == 0
+    pesq = payload["summary"]["pesq"]
+    assert pesq["ci_low"] < pesq["mean"] < pesq["ci_high"]
+    assert payload["failures"] == [] and "files" not in payload
+
+
+def test_table_output(folders: Path) -> None:
+    result = score(str(folders / "ref"), str(folders / "gen"), "-m", "stoi", "--per-file")
+    assert result.exit_code == 0, result.output
+    assert "scores over 3 files" in result.stdout and "per file" in result.stdout and "sub/x" in result.stdout
+
+
+def test_usage_errors_exit_2(folders: Path) -> None:
+    result = score(str(folders / "gen"), "-m", "pesq")
+    assert result.exit_code == 2 and "pesq need references" in result.stderr
+    result = score(str(folders / "ref"), str(folders / "gen"), "-m", "pesq,bogus")
+    assert result.exit_code == 2 and "unknown metric 'bogus'" in result.stderr
+    result = score(str(folders / "nope"), str(folders / "gen"))
+    assert result.exit_code == 2 and "no such file or folder" in result.stderr
+    result = score(str(folders / "gen"), "-m", "wvmos", "--wvmos-ckpt", str(folders / "missing.ckpt"))
+    assert result.exit_code == 2 and "vocoder weights pull wvmos" in result.stderr
+
+
+def test_all_without_references_runs_the_reference_free_metrics(folders: Path, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("speechmos", reason="needs the [dnsmos] extra")
+    monkeypatch.setenv("VOCODER_DATA_DIR", str(tmp_path))  # no WV-MOS checkpoint here: skipped with a warning
+    result = score(str(folders / "gen" / "same.flac"), "-m", "all", "-f", "jsonl", "--per-file")
+    assert result.exit_code == 0, result.output
+    (row,) = map(json.loads, result.stdout.splitlines())
+    assert set(row) == {"id", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808"}
+    assert all(1 < row[k] < 5 for k in row if k != "id")
+    assert "skipping wvmos" in result.stderr
+
+
+def test_clipped_and_mismatched_files_are_reported(tmp_path: Path) -> None:
+    speech = demo_speech(SR)[: 2 * SR]
+    write(tmp_path / "ref" / "clip.wav", speech, SR)
+    write(tmp_path / "gen" / "clip.wav", np.clip(speech * 20, -1, 1), SR)  # hard-clipped output
+    write(tmp_path / "ref" / "long.wav", speech, SR)
+    write(tmp_path / "gen" / "long.wav", speech[: SR], SR)  # half the length: a wrong pairing
+    write(tmp_path / "ref" / "nan.wav", speech, SR)
+    write(tmp_path / "gen" / "nan.wav", np.where(np.arange(speech.size) == 99, np.nan, speech), SR, "FLOAT")
+    result = score(str(tmp_path / "ref"), str(tmp_path / "gen"), "-m", "pesq", "-f", "jsonl", "--per-file")
+    assert result.exit_code == 1
+    rows = {r["id"]: r for r in map(json.loads, result.stdout.splitlines())}
+    assert "clipped" in rows["clip"]["warning"] and rows["clip"]["pesq"] < 3.0
+    assert "error" not in rows["clip"]
+    assert rows["long"]["pesq"] is None and "length mismatch" in rows["long"]["error"]
+    assert rows["nan"]["pesq"] is None and "nan.wav: signal contains 1 NaN/inf samples" in rows["nan"]["error"]
+    assert "warning: clip: generated audio is clipped" in result.stderr

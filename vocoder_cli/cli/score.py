@@ -1,0 +1,185 @@
+"""`vocoder score`: speech-quality metrics over files, folders or a pairs list.
+
+    vocoder score REF GEN --metrics pesq,stoi,wvmos     paired (matched by relative path without extension)
+    vocoder score GEN --metrics dnsmos,wvmos            reference-free
+    vocoder score --pairs pairs.tsv --metrics all       ref<TAB>gen lines (``-`` reads stdin)
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from vocoder_cli.audio import atomic_write_bytes
+from vocoder_cli.cli.common import EXIT_PARTIAL_FAILURE, err_console, fail, progress_bar, resolve_device, user_errors
+from vocoder_cli.errors import VocoderError
+from vocoder_cli.metrics import Metric, Pair, ScoreRun, pair_paths, parse_metrics, parse_pairs, score_pairs
+from vocoder_cli.metrics.report import RENDERERS, summary_rows
+
+MAX_LISTED_FAILURES = 20
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    csv = "csv"
+    jsonl = "jsonl"
+    json = "json"
+
+
+def _pairs(paths: list[Path], pairs_file: Optional[str]) -> tuple[list[Pair], bool]:
+    """The pairs to score and whether references were given."""
+    if pairs_file is not None:
+        if paths:
+            raise fail("give either REF GEN paths or --pairs, not both")
+        if pairs_file == "-":
+            pairs = parse_pairs(sys.stdin, "<stdin>")
+        else:
+            try:
+                text = Path(pairs_file).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise fail(f"{pairs_file}: cannot read the pairs list ({exc.strerror})") from None
+            pairs = parse_pairs(text.splitlines(), pairs_file)
+        return pairs, any(p.ref is not None for p in pairs)
+    if len(paths) == 1:
+        return pair_paths(None, paths[0]), False
+    if len(paths) == 2:
+        return pair_paths(paths[0], paths[1]), True
+    raise fail("expected REF GEN, GEN alone (reference-free metrics) or --pairs FILE")
+
+
+def _choose_metrics(spec: str, have_ref: bool, wvmos_ckpt: Optional[str]) -> list[Metric]:
+    """Explicit names must all be usable; ``all`` keeps what this install and these inputs allow."""
+    from vocoder_cli.metrics.base import MissingExtraError
+    from vocoder_cli.metrics.wvmos import find_checkpoint
+
+    metrics = parse_metrics(spec)
+    wants_all = "all" in [n.strip().lower() for n in spec.split(",")]
+    if not wants_all:
+        paired = [m.name for m in metrics if m.paired]
+        if paired and not have_ref:
+            raise fail(f"{', '.join(paired)} need references: vocoder score REF GEN (or --pairs with ref<TAB>gen)")
+        return metrics
+    usable = []
+    for metric in metrics:
+        if metric.paired and not have_ref:
+            continue
+        try:
+            metric.check_installed()
+            if metric.name == "wvmos":
+                find_checkpoint(wvmos_ckpt)
+        except (MissingExtraError, VocoderError) as exc:
+            err_console.print(f"[yellow]skipping {metric.name}:[/] {exc}", soft_wrap=True)
+            continue
+        usable.append(metric)
+    return usable
+
+
+def _fmt(value: object, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def summary_table(run: ScoreRun) -> Table:
+    table = Table(title=f"scores over {len(run.results)} files", title_justify="left")
+    for col in ("metric", "mean", "std", "95% CI", "count", "failures", "computed with"):
+        table.add_column(col, justify="left" if col in ("metric", "computed with") else "right")
+    for row in summary_rows(run):
+        ci = "-" if row["ci_low"] is None else f"[{row['ci_low']:.3f}, {row['ci_high']:.3f}]"
+        rate = row["sample_rate"]
+        rate_text = f"{rate / 1000:g} kHz" if isinstance(rate, int) else str(rate)
+        table.add_row(row["metric"], _fmt(row["mean"]), _fmt(row["std"]), ci, str(row["count"]),
+                      str(row["failures"]), f"{row['library']}, {rate_text}")
+    return table
+
+
+def files_table(run: ScoreRun) -> Table:
+    table = Table(title="per file", title_justify="left")
+    table.add_column("id")
+    for key in run.keys:
+        table.add_column(key, justify="right")
+    table.add_column("error")
+    for result in run.results:
+        row = result.row(run.keys)
+        table.add_row(result.id, *(_fmt(row[k]) for k in run.keys), row.get("error", ""))
+    return table
+
+
+def _report_failures(run: ScoreRun) -> None:
+    failed = run.failures
+    err_console.print(f"[bold red]{len(failed)} of {len(run.results)} files failed:[/]")
+    for result in failed[:MAX_LISTED_FAILURES]:
+        err_console.print(f"  {result.id}: {'; '.join(result.errors)}", soft_wrap=True, markup=False)
+    if len(failed) > MAX_LISTED_FAILURES:
+        err_console.print(f"  ... and {len(failed) - MAX_LISTED_FAILURES} more (see the error column)")
+
+
+def score(
+    paths: Optional[list[Path]] = typer.Argument(None, help="REF GEN (files or folders), or GEN alone."),
+    metrics: Optional[str] = typer.Option(
+        None, "--metrics", "-m",
+        help="Comma-separated: pesq, pesq-nb, stoi, estoi, mstft, mcd, pitch, sisdr, lsd, dnsmos, wvmos, or all. "
+        "Default: pesq,stoi,estoi with references, dnsmos without.",
+    ),
+    pairs_file: Optional[str] = typer.Option(None, "--pairs", help="File of ref<TAB>gen lines ('-' = stdin)."),
+    per_file: bool = typer.Option(False, "--per-file", help="Include every file's row, not only the summary."),
+    output_format: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table, csv, jsonl or json."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the result here instead of stdout."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-j", min=1, help="CPU processes (default: all cores)."),
+    device: str = typer.Option("auto", "--device", help="For neural metrics: auto, cpu or cuda."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="WV-MOS clips per forward pass."),
+    wvmos_ckpt: Optional[str] = typer.Option(None, "--wvmos-ckpt", help="WV-MOS checkpoint (default: weights cache)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Score generated audio against references (PESQ, STOI, ...) or on its own (DNSMOS, WV-MOS)."""
+    with user_errors():
+        pairs, have_ref = _pairs(list(paths or []), pairs_file)
+        chosen = _choose_metrics(metrics or ("pesq,stoi,estoi" if have_ref else "dnsmos"), have_ref, wvmos_ckpt)
+        if not chosen:
+            raise fail("no usable metric (see the warnings above)")
+        neural = any(m.neural for m in chosen)
+        stages = int(any(not m.neural for m in chosen)) + int(neural)
+        with progress_bar(quiet) as progress:
+            task = progress.add_task("scoring", total=len(pairs) * stages)
+            run = score_pairs(
+                pairs, chosen, workers=workers, device=resolve_device(device) if neural else "cpu",
+                wvmos_checkpoint=wvmos_ckpt, batch_size=batch_size,
+                on_done=lambda _: progress.advance(task),
+            )
+    if output_format is OutputFormat.table:
+        text = None
+    else:
+        text = RENDERERS[output_format.value](run, per_file)
+    if output is not None:
+        if text is None:  # a table into a file: plain text, no colour codes
+            buf = Console(record=True, width=160, file=io.StringIO())
+            if per_file:
+                buf.print(files_table(run))
+            buf.print(summary_table(run))
+            text = buf.export_text()
+        atomic_write_bytes(output, text.encode("utf-8"))
+        err_console.print(summary_table(run))
+        err_console.print(f"wrote {output}")
+    elif text is None:
+        stdout = Console()
+        if per_file:
+            stdout.print(files_table(run))
+        stdout.print(summary_table(run))
+    else:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    for result in run.results:
+        for warning in result.warnings:
+            err_console.print(f"[yellow]warning:[/] {result.id}: {warning}", soft_wrap=True)
+    if run.failures:
+        _report_failures(run)
+        raise typer.Exit(EXIT_PARTIAL_FAILURE)

@@ -1,0 +1,66 @@
+"""Every metric by the name used on the command line (``--metrics pesq,stoi,...`` or ``all``)."""
+
+from __future__ import annotations
+
+from vocoder_cli.errors import ConfigError
+from vocoder_cli.metrics import dnsmos, reference, signal
+from vocoder_cli.metrics.base import Metric
+
+_NO_COMPUTE = None  # neural metrics are computed by the runner in batches, not per file
+
+
+def _wvmos_placeholder(*_: object) -> dict[str, float]:  # pragma: no cover - never called per file
+    raise RuntimeError("wvmos is computed in batches by the runner")
+
+
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric("pesq", ("pesq",), True, "metrics", ("pesq",), "pesq", reference.PESQ_WB_RATE,
+               "ITU-T P.862.2 wideband PESQ (MOS-LQO, 1.04-4.64)", reference.pesq_wb),
+        Metric("pesq-nb", ("pesq-nb",), True, "metrics", ("pesq",), "pesq", reference.PESQ_NB_RATE,
+               "ITU-T P.862 narrowband PESQ (MOS-LQO)", reference.pesq_nb),
+        Metric("stoi", ("stoi",), True, "metrics", ("pystoi", "scipy"), "pystoi", reference.STOI_RATE,
+               "short-time objective intelligibility (0-1)", reference.stoi_score),
+        Metric("estoi", ("estoi",), True, "metrics", ("pystoi", "scipy"), "pystoi", reference.STOI_RATE,
+               "extended STOI (0-1)", reference.estoi_score),
+        Metric("mstft", ("mstft",), True, "metrics", ("numpy",), "numpy", None,
+               "multi-resolution STFT distance (auraloss defaults; lower is better)", signal.mstft),
+        Metric("mcd", ("mcd", "mcd_dtw"), True, "metrics", ("pyworld",), "pyworld", None,
+               "mel-cepstral distortion in dB, order 24 (frame-aligned and DTW; lower is better)", signal.mcd),
+        Metric("pitch", ("f0_rmse", "vuv_f1", "periodicity"), True, "metrics", ("pyworld",), "pyworld", None,
+               "F0 RMSE in cents, V/UV F1, periodicity RMSE (WORLD DIO + StoneMask)", signal.pitch),
+        Metric("sisdr", ("sisdr",), True, "metrics", ("numpy",), "numpy", None,
+               "scale-invariant SDR in dB (higher is better)", signal.sisdr),
+        Metric("lsd", ("lsd",), True, "metrics", ("numpy",), "numpy", None,
+               "log-spectral distance (2048-point STFT; lower is better)", signal.lsd),
+        Metric("dnsmos", ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808"), False, "dnsmos",
+               ("speechmos", "onnxruntime", "librosa", "requests"), "speechmos", dnsmos.DNSMOS_RATE,
+               "DNSMOS P.835 (SIG, BAK, OVRL) and P.808 (1-5)", dnsmos.dnsmos_score),
+        Metric("wvmos", ("wvmos",), False, "wvmos", ("transformers",), "transformers", 16_000,
+               "WV-MOS: wav2vec2-base + MOS head (zenodo 6201162)", _wvmos_placeholder, neural=True),
+    )
+}
+# Names accepted as aliases of a metric that computes several keys at once.
+ALIASES = {"f0": "pitch", "vuv": "pitch", "periodicity": "pitch", "mcd_dtw": "mcd", "pesq_nb": "pesq-nb"}
+
+
+def parse_metrics(spec: str) -> list[Metric]:
+    """``"pesq,stoi"`` or ``"all"`` -> metrics in a stable order; unknown names are a ConfigError."""
+    names = [n.strip().lower() for n in spec.split(",") if n.strip()]
+    if not names:
+        raise ConfigError("no metrics given: use --metrics pesq,stoi,... or --metrics all")
+    if "all" in names:
+        return list(METRICS.values())
+    chosen: list[Metric] = []
+    for name in names:
+        metric = METRICS.get(ALIASES.get(name, name))
+        if metric is None:
+            raise ConfigError(f"unknown metric {name!r}; known: {', '.join(METRICS)}, all")
+        if metric not in chosen:
+            chosen.append(metric)
+    return chosen
+
+
+def get_metric(name: str) -> Metric:
+    return parse_metrics(name)[0]

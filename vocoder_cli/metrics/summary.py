@@ -1,0 +1,60 @@
+"""Summary statistics per metric key: mean, sample std, 95% t-interval, count and failures."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class Summary:
+    key: str
+    mean: float | None
+    std: float | None
+    ci_low: float | None
+    ci_high: float | None
+    count: int
+    failures: int
+
+    def as_dict(self) -> dict[str, float | int | str | None]:
+        return asdict(self)
+
+
+# Exact two-sided 95% t values where the series below is poor.
+_T975_SMALL = {1: 12.706204736, 2: 4.302652730, 3: 3.182446305, 4: 2.776445105}
+
+
+def t_quantile_series(dof: int) -> float:
+    """Cornish-Fisher expansion of the t quantile around the normal one (error < 3e-3 for dof >= 5)."""
+    if dof in _T975_SMALL:
+        return _T975_SMALL[dof]
+    z = 1.959963984540054
+    g1 = (z**3 + z) / 4
+    g2 = (5 * z**5 + 16 * z**3 + 3 * z) / 96
+    g3 = (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384
+    return z + g1 / dof + g2 / dof**2 + g3 / dof**3
+
+
+def t_quantile_975(dof: int) -> float:
+    """Two-sided 95% Student-t critical value: scipy when installed (the [metrics] extra), else the series."""
+    try:
+        from scipy.stats import t
+    except ImportError:
+        return t_quantile_series(dof)
+    return float(t.ppf(0.975, dof))
+
+
+def summarise(key: str, values: Sequence[float | None]) -> Summary:
+    """Statistics over the files where the metric succeeded; ``failures`` counts the rest."""
+    valid = [float(v) for v in values if v is not None and math.isfinite(v)]
+    failures = len(values) - len(valid)
+    n = len(valid)
+    if n == 0:
+        return Summary(key, None, None, None, None, 0, failures)
+    mean = sum(valid) / n
+    if n == 1:
+        return Summary(key, mean, None, None, None, 1, failures)
+    std = math.sqrt(sum((v - mean) ** 2 for v in valid) / (n - 1))
+    half = t_quantile_975(n - 1) * std / math.sqrt(n)
+    return Summary(key, mean, std, mean - half, mean + half, n, failures)
