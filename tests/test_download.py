@@ -57,8 +57,8 @@ def _handler(state: FileServer) -> type[BaseHTTPRequestHandler]:
             if state.cut_next_after is not None:
                 body, state.cut_next_after = body[: state.cut_next_after], None
                 self.close_connection = True
+            state.bytes_sent += len(body)  # counted before sending, so the client never sees a stale count
             self.wfile.write(body)
-            state.bytes_sent += len(body)
 
     return Handler
 

@@ -22,20 +22,26 @@ def _norm(module: nn.Module, spectral: bool) -> nn.Module:
     return parametrizations.weight_norm(module)
 
 
+def _scaled(channels: int, width: float, multiple: int = 1) -> int:
+    """Channel count times ``width`` (1.0: the official sizes), kept a multiple of the conv groups."""
+    return max(multiple, round(channels * width / multiple) * multiple)
+
+
 class DiscriminatorP(nn.Module):
     """Folds the waveform into [T / period, period] and applies 2-D convs along time."""
 
-    def __init__(self, period: int, kernel_size: int = 5, stride: int = 3) -> None:
+    def __init__(self, period: int, kernel_size: int = 5, stride: int = 3, width: float = 1.0) -> None:
         super().__init__()
         self.period = period
-        chans = [1, 32, 128, 512, 1024]
+        chans = [1] + [_scaled(c, width) for c in (32, 128, 512, 1024)]
+        top = chans[-1]
         pad = (get_padding(5, 1), 0)
         self.convs = nn.ModuleList(
             [_norm(nn.Conv2d(c_in, c_out, (kernel_size, 1), (stride, 1), padding=pad), False)
              for c_in, c_out in zip(chans[:-1], chans[1:])]
-            + [_norm(nn.Conv2d(1024, 1024, (kernel_size, 1), 1, padding=(2, 0)), False)]
+            + [_norm(nn.Conv2d(top, top, (kernel_size, 1), 1, padding=(2, 0)), False)]
         )
-        self.conv_post = _norm(nn.Conv2d(1024, 1, (3, 1), 1, padding=(1, 0)), False)
+        self.conv_post = _norm(nn.Conv2d(top, 1, (3, 1), 1, padding=(1, 0)), False)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         fmap = []
@@ -56,21 +62,22 @@ class DiscriminatorP(nn.Module):
 class DiscriminatorS(nn.Module):
     """Grouped 1-D convs over the raw (or average-pooled) waveform."""
 
-    def __init__(self, use_spectral_norm: bool = False) -> None:
+    def __init__(self, use_spectral_norm: bool = False, width: float = 1.0) -> None:
         super().__init__()
         sn = use_spectral_norm
+        c128, c256, c512, c1024 = (_scaled(c, width, 16) for c in (128, 256, 512, 1024))
         self.convs = nn.ModuleList(
             [
-                _norm(nn.Conv1d(1, 128, 15, 1, padding=7), sn),
-                _norm(nn.Conv1d(128, 128, 41, 2, groups=4, padding=20), sn),
-                _norm(nn.Conv1d(128, 256, 41, 2, groups=16, padding=20), sn),
-                _norm(nn.Conv1d(256, 512, 41, 4, groups=16, padding=20), sn),
-                _norm(nn.Conv1d(512, 1024, 41, 4, groups=16, padding=20), sn),
-                _norm(nn.Conv1d(1024, 1024, 41, 1, groups=16, padding=20), sn),
-                _norm(nn.Conv1d(1024, 1024, 5, 1, padding=2), sn),
+                _norm(nn.Conv1d(1, c128, 15, 1, padding=7), sn),
+                _norm(nn.Conv1d(c128, c128, 41, 2, groups=4, padding=20), sn),
+                _norm(nn.Conv1d(c128, c256, 41, 2, groups=16, padding=20), sn),
+                _norm(nn.Conv1d(c256, c512, 41, 4, groups=16, padding=20), sn),
+                _norm(nn.Conv1d(c512, c1024, 41, 4, groups=16, padding=20), sn),
+                _norm(nn.Conv1d(c1024, c1024, 41, 1, groups=16, padding=20), sn),
+                _norm(nn.Conv1d(c1024, c1024, 5, 1, padding=2), sn),
             ]
         )
-        self.conv_post = _norm(nn.Conv1d(1024, 1, 3, 1, padding=1), sn)
+        self.conv_post = _norm(nn.Conv1d(c1024, 1, 3, 1, padding=1), sn)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         fmap = []
@@ -102,16 +109,16 @@ class _Ensemble(nn.Module):
 
 
 class MultiPeriodDiscriminator(_Ensemble):
-    def __init__(self, periods: tuple[int, ...] = (2, 3, 5, 7, 11)) -> None:
+    def __init__(self, periods: tuple[int, ...] = (2, 3, 5, 7, 11), width: float = 1.0) -> None:
         super().__init__()
-        self.discriminators = nn.ModuleList(DiscriminatorP(p) for p in periods)
+        self.discriminators = nn.ModuleList(DiscriminatorP(p, width=width) for p in periods)
 
 
 class MultiScaleDiscriminator(_Ensemble):
-    def __init__(self) -> None:
+    def __init__(self, width: float = 1.0) -> None:
         super().__init__()
         self.discriminators = nn.ModuleList(
-            [DiscriminatorS(use_spectral_norm=True), DiscriminatorS(), DiscriminatorS()]
+            [DiscriminatorS(use_spectral_norm=True, width=width), DiscriminatorS(width=width), DiscriminatorS(width=width)]
         )
         self.meanpools = nn.ModuleList([nn.AvgPool1d(4, 2, padding=2), nn.AvgPool1d(4, 2, padding=2)])
 
