@@ -17,6 +17,9 @@ import soxr
 
 from vocoder_cli.errors import AudioError
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
 # Extensions we look for when walking folders (anything libsndfile reads).
 AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif", ".au", ".caf", ".w64"})
 
@@ -128,6 +131,7 @@ def atomic_write_bytes(path: str | Path, payload: bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

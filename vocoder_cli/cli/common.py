@@ -5,7 +5,6 @@ stdout stays clean for pipes (audio or tables a user asked for); everything else
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 

@@ -37,7 +37,7 @@ def resynth(
     float_output: bool = typer.Option(False, "--float", help="Write 32-bit float WAV instead of 16-bit PCM."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
 ) -> None:
-    """Vocode audio through the mel frontend and a vocoder: [b]vocoder resynth in/ out/[/b].
+    """Vocode audio through the mel frontend and a vocoder, e.g. `vocoder resynth in/ out/`.
 
     Output mirrors input relative paths as WAV. Bad inputs are listed and the batch goes on;
     the exit code is 1 when any input failed.

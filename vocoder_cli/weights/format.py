@@ -8,15 +8,14 @@ never unpickles anything.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors.torch import load_file, safe_open, save
 
+from vocoder_cli.audio import atomic_write_bytes
 from vocoder_cli.errors import ConfigError, WeightsError
 from vocoder_cli.mel import MelConfig
 from vocoder_cli.models.config import GeneratorConfig
@@ -63,17 +62,7 @@ def save_generator(
         "mel_config": json.dumps(mel.to_dict()),
         **(metadata or {}),
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=meta)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_bytes(path, save(tensors, metadata=meta))
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:

@@ -11,14 +11,13 @@ Users add their own entries in ``<data dir>/registry.json``::
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from vocoder_cli.audio import atomic_write_bytes
 from vocoder_cli.errors import WeightsError
 from vocoder_cli.weights.cache import GENERATOR_FILE, check_name, data_dir
 
@@ -216,14 +215,5 @@ def add_user_entry(entry: WeightsEntry) -> Path:
     current = [e for e in user_entries() if e.name != entry.name]
     items = [{k: v for k, v in asdict(e).items() if k != "origin" and v not in (None, "")} for e in [*current, entry]]
     _entry_from_json(items[-1], path, len(items) - 1)  # refuse a bad name or sha256 before writing
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".registry.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump({"weights": items}, handle, indent=2)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    payload = json.dumps({"weights": items}, indent=2) + "\n"
+    return atomic_write_bytes(path, payload.encode("utf-8"))

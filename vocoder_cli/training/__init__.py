@@ -1,0 +1,1 @@
+"""HiFi-GAN training: config, losses, checkpoints, the step, the loop, validation and logs."""
