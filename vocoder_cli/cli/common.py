@@ -10,7 +10,16 @@ from contextlib import contextmanager
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 
 from vocoder_cli.errors import VocoderError
 
@@ -48,6 +57,19 @@ def progress_bar(quiet: bool = False, transient: bool = False) -> Progress:
         console=err_console,
         disable=disabled,
         transient=transient,
+    )
+
+
+def download_bar(quiet: bool = False) -> Progress:
+    """A bytes / speed / ETA progress bar on stderr for downloads; silent when not a terminal."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        disable=quiet or not err_console.is_terminal,
     )
 
 

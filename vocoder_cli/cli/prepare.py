@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
-from vocoder_cli.cli.common import EXIT_PARTIAL_FAILURE, err_console, progress_bar, user_errors
+from vocoder_cli.cli.common import EXIT_PARTIAL_FAILURE, download_bar, err_console, progress_bar, user_errors
 from vocoder_cli.data.folder import PrepareResult, prepare_folder
 from vocoder_cli.data.ljspeech import LJSPEECH_SHA256, LJSPEECH_URL, prepare_ljspeech
 from vocoder_cli.data.manifest import REPORT_FILE, TRAIN_MANIFEST, VAL_MANIFEST
@@ -18,18 +17,6 @@ app = typer.Typer(help="Prepare a dataset folder (audio + train/val manifests)."
 VAL_FRACTION = typer.Option(0.05, "--val-fraction", min=0.0, max=0.99, help="Share of clips for validation.")
 SEED = typer.Option(1234, "--seed", help="Seed of the deterministic train/val shuffle.")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars.")
-
-
-def _download_bar(quiet: bool) -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        disable=quiet or not err_console.is_terminal,
-    )
 
 
 def _summary(result: PrepareResult) -> None:
@@ -70,7 +57,7 @@ def ljspeech(
     """Download (resumable, sha256-verified) or reuse LJSpeech 1.1; extract safely; write manifests."""
     if not sha256:
         err_console.print("[yellow]warning:[/] no checksum: the downloaded archive will not be verified")
-    with user_errors(), _download_bar(quiet) as dl_bar, progress_bar(quiet) as bar:
+    with user_errors(), download_bar(quiet) as dl_bar, progress_bar(quiet) as bar:
         dl_task = None
         files_task = bar.add_task("validate", total=None)
 

@@ -8,10 +8,9 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
-from vocoder_cli.cli.common import err_console, user_errors
+from vocoder_cli.cli.common import download_bar, err_console, user_errors
 from vocoder_cli.weights import registry
 from vocoder_cli.weights.cache import cached_file, cached_files, cached_names, data_dir
 from vocoder_cli.weights.download import sha256_of
@@ -110,18 +109,6 @@ def path_of(name: str = typer.Argument(..., help="A weights name (or a path, ech
         typer.echo(str(resolve_weights(name)))
 
 
-def _download_progress(quiet: bool) -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        disable=quiet or not err_console.is_terminal,
-    )
-
-
 @app.command("pull")
 def pull(
     name: str = typer.Argument(..., help="A registered name (see `vocoder weights list`)."),
@@ -136,7 +123,7 @@ def pull(
             err_console.print(
                 f"[bold yellow]warning:[/] {name} is downloaded WITHOUT checksum verification", markup=True
             )
-        with _download_progress(quiet) as progress:
+        with download_bar(quiet) as progress:
             task = progress.add_task(name, total=None)
             path = pull_weights(plan, progress=lambda done, total: progress.update(task, completed=done, total=total))
     if plan.sha256 is None:
