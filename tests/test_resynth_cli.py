@@ -211,3 +211,10 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path: Path) -> None:
 def test_load_vocoder_griffin_lim() -> None:
     vocoder = load_vocoder("griffin-lim")
     assert vocoder.hop_length == 256 and vocoder.mel.sample_rate == SR
+
+
+def test_default_weights_say_what_is_missing(tmp_path: Path) -> None:
+    src = write(tmp_path / "a.wav", tone(0.5, SR), SR)
+    result = run(str(src), str(tmp_path / "out"))
+    assert result.exit_code == 2
+    assert "no built-in weights ship with this version yet" in result.stderr and "griffin-lim" in result.stderr

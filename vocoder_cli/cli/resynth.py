@@ -12,6 +12,7 @@ import typer
 from vocoder_cli.cli.common import EXIT_PARTIAL_FAILURE, err_console, fail, progress_bar, resolve_device, user_errors
 from vocoder_cli.inference import EngineOptions, Synthesizer, load_vocoder
 from vocoder_cli.resynthesis import STDIO, Report, ResynthOptions, Resynthesizer, plan_jobs, read_file_list
+from vocoder_cli.weights.registry import bundled_path
 
 DEFAULT_WEIGHTS = "default"
 
@@ -59,6 +60,11 @@ def resynth(
     if threads:
         torch.set_num_threads(threads)
     device = resolve_device(device)
+    if weights == DEFAULT_WEIGHTS and bundled_path(DEFAULT_WEIGHTS) is None:
+        raise fail(
+            "no built-in weights ship with this version yet (training them needs a GPU run, see "
+            "docs/builtin-weights.md): pass --weights PATH|NAME, or --weights griffin-lim for the no-weights baseline"
+        )
     with user_errors():
         jobs = plan_jobs(inputs, output, from_mels=from_mels)
         vocoder = load_vocoder(weights, device)
