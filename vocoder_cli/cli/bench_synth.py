@@ -9,13 +9,19 @@ import typer
 from rich.table import Table
 
 from vocoder_cli.bench import bench_synthesis, preset_vocoder
-from vocoder_cli.cli.common import err_console, resolve_device, user_errors
+from vocoder_cli.cli.common import OFFLINE_HELP, err_console, fail, notify_pull, resolve_device, user_errors
 from vocoder_cli.inference import load_vocoder
+from vocoder_cli.weights.registry import DEFAULT_ALIAS
 
 
 def bench_synth(
-    models: str = typer.Option("v1,v2,v3", "--models", help="Comma-separated presets (random weights)."),
-    weights: Optional[str] = typer.Option(None, "--weights", "-w", help="Benchmark these weights instead."),
+    models: Optional[str] = typer.Option(
+        None, "--models", help="Comma-separated presets with random weights (e.g. v1,v2,v3) instead of --weights."
+    ),
+    weights: Optional[str] = typer.Option(
+        None, "--weights", "-w", help="Weights to benchmark (default: the default weights, pulled on first use)."
+    ),
+    offline: bool = typer.Option(False, "--offline", help=OFFLINE_HELP),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     seconds: float = typer.Option(10.0, "--seconds", help="Length of each test utterance."),
     batch: int = typer.Option(1, "--batch", min=1, help="Utterances per forward pass."),
@@ -27,8 +33,13 @@ def bench_synth(
     if threads:
         torch.set_num_threads(threads)
     device = resolve_device(device)
+    if models and weights:
+        raise fail("give --models (random-weight presets) or --weights, not both")
     with user_errors():
-        vocoders = [load_vocoder(weights, device)] if weights else [preset_vocoder(m.strip()) for m in models.split(",")]
+        if models:
+            vocoders = [preset_vocoder(m.strip()) for m in models.split(",")]
+        else:
+            vocoders = [load_vocoder(weights or DEFAULT_ALIAS, device, offline=offline or None, notify=notify_pull)]
     table = Table(title=f"synthesis on {device} ({torch.get_num_threads()} threads, torch {torch.__version__})")
     for col in ("model", "params", "audio s", "wall s", "RTF", "x real time"):
         table.add_column(col, justify="right" if col != "model" else "left")

@@ -73,6 +73,18 @@ def download_bar(quiet: bool = False) -> Progress:
     )
 
 
+WEIGHTS_HELP = (
+    "Vocoder weights: a name (`vocoder weights list`; default = hifigan-universal-v1, pulled on first use), "
+    "a .safetensors path, or griffin-lim (no weights)."
+)
+OFFLINE_HELP = "Never download: weights missing from the cache are an error (also VOCODER_OFFLINE=1)."
+
+
+def notify_pull(message: str) -> None:
+    """The one stderr line printed before weights are fetched on first use."""
+    err_console.print(message, style="bold", markup=False, soft_wrap=True, highlight=False)
+
+
 def resolve_device(device: str) -> str:
     """``auto`` -> cuda when available, else cpu; an explicit ``cuda`` without a GPU is an error."""
     import torch

@@ -9,12 +9,20 @@ from typing import Optional
 import torch
 import typer
 
-from vocoder_cli.cli.common import EXIT_PARTIAL_FAILURE, err_console, fail, progress_bar, resolve_device, user_errors
+from vocoder_cli.cli.common import (
+    EXIT_PARTIAL_FAILURE,
+    OFFLINE_HELP,
+    WEIGHTS_HELP,
+    err_console,
+    fail,
+    notify_pull,
+    progress_bar,
+    resolve_device,
+    user_errors,
+)
 from vocoder_cli.inference import EngineOptions, Synthesizer, load_vocoder
 from vocoder_cli.resynthesis import STDIO, Report, ResynthOptions, Resynthesizer, plan_jobs, read_file_list
-from vocoder_cli.weights.registry import bundled_path
-
-DEFAULT_WEIGHTS = "default"
+from vocoder_cli.weights.registry import DEFAULT_ALIAS
 
 
 def resynth(
@@ -24,9 +32,8 @@ def resynth(
     files_from: Optional[str] = typer.Option(
         None, "--files-from", help="Read input paths from FILE (one a line), or - for stdin."
     ),
-    weights: str = typer.Option(
-        DEFAULT_WEIGHTS, "--weights", "-w", help="Weights name, .safetensors path, or griffin-lim (no weights)."
-    ),
+    weights: str = typer.Option(DEFAULT_ALIAS, "--weights", "-w", help=WEIGHTS_HELP),
+    offline: bool = typer.Option(False, "--offline", help=OFFLINE_HELP),
     from_mels: bool = typer.Option(False, "--from-mels", help="Inputs are .npy/.pt log-mels, not audio."),
     out_sr: Optional[int] = typer.Option(None, "--out-sr", help="Resample the output to this rate (Hz)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
@@ -60,14 +67,9 @@ def resynth(
     if threads:
         torch.set_num_threads(threads)
     device = resolve_device(device)
-    if weights == DEFAULT_WEIGHTS and bundled_path(DEFAULT_WEIGHTS) is None:
-        raise fail(
-            "no built-in weights ship with this version yet (training them needs a GPU run, see "
-            "docs/builtin-weights.md): pass --weights PATH|NAME, or --weights griffin-lim for the no-weights baseline"
-        )
     with user_errors():
         jobs = plan_jobs(inputs, output, from_mels=from_mels)
-        vocoder = load_vocoder(weights, device)
+        vocoder = load_vocoder(weights, device, offline=offline or None, notify=notify_pull)
         options = EngineOptions(batch_size=batch_size, chunk_frames=chunk_frames, precision=precision)
         synth = Synthesizer(vocoder, device, options)
     runner = Resynthesizer(

