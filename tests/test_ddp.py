@@ -1,4 +1,5 @@
-"""Two CPU processes under torchrun (gloo backend) run the same `vocoder train` command line as DDP."""
+"""Two CPU processes under torchrun (gloo backend) run the same `vocoder train` command line as DDP;
+batch_size is global (split over the processes), as in the official code."""
 
 from __future__ import annotations
 
@@ -43,12 +44,14 @@ def test_torchrun_two_process_gloo_ddp(tmp_path: Path) -> None:
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert proc.stderr.count("stopped at step 4") == 1  # only rank 0 reports
+    # batch_size is global, as the official code: batch 2 over 2 processes is 1 segment in each.
+    assert "batch 2 per step: 1 segments in each of 2 processes" in " ".join(proc.stderr.split())
     state = ckpt.load_state(ckpt.state_path(run, 4))
-    # 5 clips, batch 2 per process, 2 processes: 2 steps per epoch (one process would need 3).
-    assert (state["step"], state["epoch"], state["batch_index"]) == (4, 2, 0)
+    # 5 clips, global batch 2: 3 steps per epoch, as one process (before, batch 2 per process: 2).
+    assert (state["step"], state["epoch"], state["batch_index"]) == (4, 1, 1)
     with open(run / "metrics.csv", newline="") as handle:
         rows = [r for r in csv.DictReader(handle) if r["tag"] == "speed/samples_per_sec"]
     rates = {r["step"]: float(r["value"]) for r in csv.DictReader(open(run / "metrics.csv")) if r["tag"] == "speed/steps_per_sec"}
     assert len(rows) == 4  # rank 0 alone writes the log: one row per step
     for row in rows:
-        assert float(row["value"]) == pytest.approx(rates[row["step"]] * 2 * 2, rel=1e-5)
+        assert float(row["value"]) == pytest.approx(rates[row["step"]] * 2, rel=1e-5)  # global batch 2

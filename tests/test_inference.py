@@ -46,8 +46,11 @@ def test_batches_group_similar_lengths_within_limits() -> None:
         assert len(g) <= 3 and len(g) * max(lengths[i] for i in g) <= 400 or len(g) == 1
 
 
-@pytest.mark.parametrize("name", ["tiny", "v3"])
-def test_chunked_equals_one_shot(name: str) -> None:
+# docs/resynth.md: chunked == one-shot up to float rounding, ~1e-7 on a real generator (V3, measured 9.7e-8).
+# The tiny test generator's inflated weights (N(0, 0.2)) saturate its output, and its float32 rounding
+# is larger (measured 9.8e-5): each is held to its own measured bound.
+@pytest.mark.parametrize("name,bound", [("tiny", 1.5e-4), ("v3", 2e-7)])
+def test_chunked_equals_one_shot(name: str, bound: float) -> None:
     gen = tiny_generator() if name == "tiny" else Generator(generator_preset("v3")).eval()
     vocoder = make_vocoder(gen)
     mel = random_mels([700])[0]
@@ -55,7 +58,7 @@ def test_chunked_equals_one_shot(name: str) -> None:
     chunked = Synthesizer(vocoder, options=EngineOptions(chunk_frames=128)).synthesize([mel])[0]
     assert chunked.shape == one_shot.shape == (700 * 256,)
     err = np.abs(chunked - one_shot).max()
-    assert err <= 1e-4, err  # measured ~1e-7 (float rounding only)
+    assert err <= bound, err
     assert np.abs(one_shot).max() > 1e-3  # a real signal, not zeros
 
 

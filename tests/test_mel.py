@@ -33,13 +33,13 @@ def test_filterbank_equals_librosa(preset: str) -> None:
     ours = mel_filterbank(cfg)
     ref = librosa.filters.mel(sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.f_max)
     assert ours.shape == ref.shape
-    np.testing.assert_allclose(ours, ref, atol=1e-7, rtol=1e-5)
+    assert np.abs(ours - ref).max() < 1e-7  # docs/mel.md: max abs difference < 1e-7 (measured 1.6e-9)
 
 
 def test_htk_filterbank_equals_librosa() -> None:
     cfg = MelConfig(mel_scale="htk", mel_norm=None)
     ref = librosa.filters.mel(sr=22050, n_fft=1024, n_mels=80, fmin=0, fmax=8000, htk=True, norm=None)
-    np.testing.assert_allclose(mel_filterbank(cfg), ref, atol=1e-7, rtol=1e-5)
+    assert np.abs(mel_filterbank(cfg) - ref).max() < 1e-7  # measured 3.0e-8
 
 
 @requires_data
@@ -50,11 +50,13 @@ def test_official_recipe_matches_reference_on_real_speech(speech_22k: tuple[np.n
     ref = reference_mel(wav, cfg)
     ours = MelSpectrogram(cfg)(torch.from_numpy(wav))[0].numpy()
     assert ours.shape == (80, len(wav) // 256) == ref.shape
-    assert np.abs(ours - ref).max() <= 1e-4  # measured 1.1e-7 (float64 STFT, the default)
+    # float64 STFT (the default): only the float32 output's rounding is left (half an ulp is 4.8e-7 for
+    # |log-mel| in [8, 16)); docs/mel.md quotes the bound asserted here. Measured 5.3e-7.
+    assert np.abs(ours - ref).max() <= 6e-7
     # float32 STFT (the official code's precision, our fast training path): rounding in quiet bins only
     fast = MelSpectrogram(cfg, compute_dtype=torch.float32)(torch.from_numpy(wav))[0].numpy()
-    assert np.abs(fast - ref).max() <= 1e-3  # measured 1.9e-4
-    assert np.percentile(np.abs(fast - ref), 99) <= 1e-4
+    assert np.abs(fast - ref).max() <= 2.5e-4  # measured 1.9e-4
+    assert np.percentile(np.abs(fast - ref), 99) <= 1e-5  # measured 8.2e-6
 
 
 @requires_data
@@ -63,7 +65,7 @@ def test_torchaudio_style_framing_matches_reference(speech_22k: tuple[np.ndarray
     cfg = MEL_PRESETS["torchaudio-22k"]
     ours = MelSpectrogram(cfg)(torch.from_numpy(wav))[0].numpy()
     assert ours.shape[-1] == len(wav) // 256 + 1 == cfg.num_frames(len(wav))
-    assert np.abs(ours - reference_mel(wav, cfg)).max() <= 1e-4
+    assert np.abs(ours - reference_mel(wav, cfg)).max() <= 6e-7  # measured 5.3e-7, as the official framing
 
 
 @pytest.mark.parametrize("length", [385, 1000, 8192, 22050, 22051])
@@ -78,7 +80,7 @@ def test_batched_equals_one_by_one() -> None:
     mel = MelSpectrogram(MelConfig())
     batched = mel(wavs)
     for i in range(3):
-        torch.testing.assert_close(batched[i], mel(wavs[i])[0], atol=1e-5, rtol=0)
+        assert torch.equal(batched[i], mel(wavs[i])[0])  # docs/mel.md: batched == one-by-one, bit for bit
 
 
 def test_silence_sits_at_log_floor() -> None:

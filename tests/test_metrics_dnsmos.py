@@ -7,12 +7,12 @@ import time
 import numpy as np
 import pytest
 
-from tests.conftest import requires_data
+from tests.conftest import require_module, requires_data
 from vocoder_cli.audio import resample
 from vocoder_cli.metrics.base import MetricError
 from vocoder_cli.metrics.dnsmos import dnsmos_score
 
-speechmos_dnsmos = pytest.importorskip("speechmos.dnsmos", reason="needs the [dnsmos] extra (speechmos)")
+speechmos_dnsmos = require_module("speechmos.dnsmos", "dnsmos")
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,9 @@ def test_traps_are_reasons_not_hangs_or_crashes() -> None:
         dnsmos_score(np.zeros(0, dtype=np.float32), 16000)  # speechmos itself would loop forever
     assert time.perf_counter() - start < 1.0
     with pytest.raises(MetricError, match="too short"):
-        dnsmos_score(np.full(800, 0.1, dtype=np.float32), 16000)
+        dnsmos_score(np.sin(np.arange(800, dtype=np.float32)) * 0.1, 16000)
+    with pytest.raises(MetricError, match="DC only"):  # scored DNSMOS OVRL 1.05 before, as if it were speech
+        dnsmos_score(np.full(32000, 0.25, dtype=np.float32), 16000)
     with pytest.raises(MetricError, match="silent"):
         dnsmos_score(np.zeros(32000, dtype=np.float32), 16000)
     loud = np.sin(np.linspace(0, 2000, 32000)).astype(np.float32) * 1.5

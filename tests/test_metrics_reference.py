@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 from scipy.signal import butter, sosfilt
 
-from tests.conftest import requires_data
+from tests.conftest import require_module, requires_data
 from vocoder_cli.audio import resample
 from vocoder_cli.metrics.base import MetricError
 from vocoder_cli.metrics.reference import estoi_score, pesq_at, pesq_nb, pesq_wb, stoi_score
 
-pesq_lib = pytest.importorskip("pesq", reason="needs the [metrics] extra (pesq)")
-pystoi = pytest.importorskip("pystoi", reason="needs the [metrics] extra (pystoi)")
+pesq_lib = require_module("pesq", "metrics")
+pystoi = require_module("pystoi", "metrics")
 
 pytestmark = requires_data
 

@@ -14,7 +14,8 @@ from vocoder_cli.errors import ConfigError
 from vocoder_cli.metrics import pair_paths, parse_metrics, parse_pairs, score_pairs, summarise
 from vocoder_cli.metrics.base import MetricError
 from vocoder_cli.metrics.bench import demo_speech
-from vocoder_cli.metrics.runner import align
+from vocoder_cli.audio import resample
+from vocoder_cli.metrics.runner import align, length_check
 
 SR = 22050
 
@@ -51,17 +52,24 @@ def test_pairs_list_parsing() -> None:
         parse_pairs(["# nothing"])
 
 
-def test_align_trims_within_tolerance_and_refuses_a_real_mismatch() -> None:
+def test_length_rule_accepts_a_hop_warns_above_two_and_fails_above_ten() -> None:
     ref = np.zeros(10 * SR, dtype=np.float32)
-    r, g = align(ref, ref[: -255], SR)  # under one hop shorter: the usual vocoder case
+    r, g = align(ref, ref[:-255], SR)  # under one hop shorter: the usual vocoder case
     assert r.size == g.size == ref.size - 255
-    r, g = align(ref[:SR], ref[: SR - 500], SR)  # 1 s clip: 2 hops (512 samples) allowed
-    assert r.size == SR - 500
-    with pytest.raises(MetricError, match=r"length mismatch: reference 10.000 s, generated 9.000 s"):
-        align(ref, ref[: 9 * SR], SR)
-    align(ref, ref[: int(9.91 * SR)], SR)  # 0.9% of a long clip is allowed ...
-    with pytest.raises(MetricError):
-        align(ref, ref[: int(9.8 * SR)], SR)  # ... 2% is not
+    assert length_check(ref.size, ref.size - 512, SR) is None  # 2 hops: accepted silently
+    warning = length_check(ref.size, ref.size - 1000, SR)  # 3.9 hops: scored, with the numbers
+    assert warning == ("length differs: reference 220500 samples (10.000 s), generated 219500 (9.955 s) at 22050 Hz: "
+                       "1000 samples (45 ms) apart, more than the 512 accepted (2 hops); scored on the first 219500 samples")
+    assert align(ref, ref[:-2560], SR)[0].size == ref.size - 2560  # 10 hops: still scored (with a warning)
+    with pytest.raises(MetricError, match=r"1 samples \(0 ms\) apart|2561 samples \(116 ms\) apart, more than 2560"):
+        align(ref, ref[:-2561], SR)
+    # the issue's case: a 10-minute output 5.9 s short passed the old 1% rule silently
+    ten_min = 10 * 60 * SR
+    with pytest.raises(MetricError, match=r"reference 13230000 samples \(600.000 s\), generated 13099905 "
+                                          r"\(594.100 s\) at 22050 Hz: 130095 samples \(5900 ms\) apart, more than 2560"):
+        length_check(ten_min, ten_min - int(5.9 * SR), SR)
+    # tolerances are hops of time, so in samples they follow the reference's rate
+    assert length_check(48000, 48000 - 1114, 48000) is None and length_check(48000, 48000 - 1116, 48000)
 
 
 def test_summary_matches_scipy_t_interval() -> None:
@@ -122,3 +130,92 @@ def test_missing_extra_names_the_extra_to_install(tmp_path: Path) -> None:
     with pytest.raises(MissingExtraError, match=r"needs the \[metrics\] extra .*pip install 'vocoder\[metrics\]'"):
         score_pairs([Pair("a", tmp_path / "a.wav", tmp_path / "a.wav")], [absent], workers=1)
     assert METRICS["pesq"].info()["version"] and METRICS["pesq"].info()["sample_rate"] == 16000
+
+
+def test_every_metric_is_computed_at_its_declared_rate_so_mixed_rates_compare(tmp_path: Path, rng) -> None:
+    """Before: signal metrics at each file's own rate (the same damage gave MCD 20.1 at 96 kHz and 9.7 at
+    22.05 kHz). Now the same pair stored at 22.05 and 96 kHz scores the same at the declared rate."""
+    from vocoder_cli.metrics.signal import mcd
+
+    hi = 96000
+    speech = resample(demo_speech(16000)[: 3 * 16000], 16000, hi)
+    damaged = speech + 0.02 * rng.standard_normal(speech.size).astype(np.float32)  # broadband, up to 48 kHz
+    for rate in (SR, hi):  # the same recording stored at two rates
+        write(tmp_path / "ref" / f"at{rate}.wav", resample(speech, hi, rate), rate, "FLOAT")
+        write(tmp_path / "gen" / f"at{rate}.wav", resample(damaged, hi, rate), rate, "FLOAT")
+    # at the files' own rates (the old behaviour) the two copies disagree badly
+    own = mcd(speech, damaged, hi)["mcd"], mcd(resample(speech, hi, SR), resample(damaged, hi, SR), SR)["mcd"]
+    assert own[0] > 1.3 * own[1], own
+    metrics = parse_metrics("mstft,mcd,sisdr,lsd,stoi")
+    run = score_pairs(pair_paths(tmp_path / "ref", tmp_path / "gen"), metrics, workers=1)
+    low, high = run.results
+    assert not low.failed and not high.failed, (low.errors, high.errors)
+    for key in ("mstft", "mcd", "mcd_dtw", "sisdr", "lsd"):  # measured: equal to the last digit
+        assert high.scores[key] == pytest.approx(low.scores[key], rel=1e-9), key
+    assert high.scores["stoi"] == pytest.approx(low.scores["stoi"], rel=1e-6)  # 96k -> 10k vs 22.05k -> 10k
+    assert {m.name: m.info()["sample_rate"] for m in run.metrics} == {
+        "mstft": 22050, "mcd": 22050, "sisdr": 22050, "lsd": 22050, "stoi": 10000}
+    # --rate moves the signal metrics (and says so); standard-defined rates cannot move
+    at16 = [m.at_rate(16000) for m in parse_metrics("mcd")]
+    assert at16[0].info()["sample_rate"] == 16000
+    rescored = score_pairs(pair_paths(tmp_path / "ref", tmp_path / "gen"), at16, workers=1)
+    assert rescored.results[0].scores["mcd"] != pytest.approx(low.scores["mcd"], rel=1e-2)
+    with pytest.raises(ConfigError, match="pesq is defined at 16000 Hz"):
+        parse_metrics("pesq")[0].at_rate(22050)
+
+
+def test_length_warning_and_refusal_reach_the_rows(tmp_path: Path) -> None:
+    speech = demo_speech(SR)[: 3 * SR]
+    write(tmp_path / "ref" / "ok.wav", speech, SR)
+    write(tmp_path / "gen" / "ok.wav", speech[:-300], SR)
+    write(tmp_path / "ref" / "warn.wav", speech, SR)
+    write(tmp_path / "gen" / "warn.wav", speech[:-1500], SR)
+    write(tmp_path / "ref" / "bad.wav", speech, SR)
+    write(tmp_path / "gen" / "bad.wav", speech[: 2 * SR], SR)
+    run = score_pairs(pair_paths(tmp_path / "ref", tmp_path / "gen"), parse_metrics("sisdr"), workers=1)
+    rows = {r.id: r for r in run.results}
+    assert not rows["ok"].failed and not rows["ok"].warnings
+    assert not rows["warn"].failed and "1500 samples (68 ms) apart" in rows["warn"].warnings[0]
+    assert rows["bad"].failed and "22050 samples (1000 ms) apart" in rows["bad"].errors[0]
+
+
+
+def test_missing_test_dependency_fails_in_ci_and_skips_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.conftest import require_module
+
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(ModuleNotFoundError):
+        require_module("pesq_is_not_installed_here", "metrics")
+    assert require_module("numpy", "metrics") is np
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match=r"needs the \[metrics\] extra"):
+        require_module("pesq_is_not_installed_here", "metrics")
+
+
+def _crashes_on_short_clips(ref: np.ndarray, gen: np.ndarray, sr: int) -> dict[str, float]:
+    """Stands in for native code that dies on one input (a segfault is a signal, not an exception)."""
+    import os
+    import signal
+
+    if ref.size < sr:  # SIGKILL: dies like a segfault, without pytest's faulthandler dump
+        os.kill(os.getpid(), signal.SIGKILL)
+    return {"crashy": float(ref.size)}
+
+
+def test_a_worker_killed_by_native_code_costs_only_that_file(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from vocoder_cli.metrics import METRICS
+
+    crashy = replace(METRICS["sisdr"], name="crashy", keys=("crashy",), compute=_crashes_on_short_clips)
+    speech = demo_speech(SR)
+    for i in range(4):
+        write(tmp_path / "ref" / f"c{i}.wav", speech[: 2 * SR], SR)
+        write(tmp_path / "gen" / f"c{i}.wav", speech[: 2 * SR], SR)
+    write(tmp_path / "ref" / "short.wav", speech[: SR // 2], SR)
+    write(tmp_path / "gen" / "short.wav", speech[: SR // 2], SR)
+    run = score_pairs(pair_paths(tmp_path / "ref", tmp_path / "gen"), [crashy], workers=2)
+    rows = {r.id: r for r in run.results}
+    assert all(rows[f"c{i}"].scores["crashy"] == 2 * SR for i in range(4))
+    assert rows["short"].scores["crashy"] is None
+    assert "crashed the worker process on this file" in rows["short"].errors[0]

@@ -10,11 +10,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from tests.conftest import require_module
 from tests.helpers import tone, write
 from vocoder_cli.errors import WeightsError
 from vocoder_cli.metrics.wvmos import WVMOS, find_checkpoint, load_wvmos, normalise, score_batch
 
-transformers = pytest.importorskip("transformers", reason="needs the [wvmos] extra (transformers)")
+transformers = require_module("transformers", "wvmos")
 
 TINY = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37,
             conv_dim=(16,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)
@@ -110,3 +111,23 @@ def test_score_cli_with_a_full_size_checkpoint(tmp_path: Path) -> None:
     # the 44.1 kHz file is resampled to 16 kHz: it scores like the same tone made at 16 kHz
     assert rows[0]["wvmos"] == pytest.approx(rows[2]["wvmos"], abs=1e-3)
     assert abs(rows[0]["wvmos"] - rows[1]["wvmos"]) > 1e-3
+
+
+def test_hostile_files_are_rows_not_crashes(checkpoint: Path, tmp_path: Path) -> None:
+    from vocoder_cli.metrics import pair_paths
+    from vocoder_cli.metrics.runner import FileResult, score_wvmos
+
+    write(tmp_path / "good.wav", tone(1.0, 22050), 22050)
+    write(tmp_path / "silent.wav", np.zeros(16000, np.float32), 16000)
+    write(tmp_path / "dc.wav", np.full(16000, 0.3, np.float32), 16000, "FLOAT")
+    write(tmp_path / "one.wav", np.array([0.5], np.float32), 16000, "FLOAT")
+    write(tmp_path / "short.wav", tone(0.05, 16000), 16000)
+    (tmp_path / "empty.wav").write_bytes(b"")
+    pairs = pair_paths(None, tmp_path)
+    results = [FileResult(p.id) for p in pairs]
+    score_wvmos(pairs, results, "cpu", checkpoint, encoder_config=tiny_config())
+    rows = {r.id: r for r in results}
+    assert np.isfinite(rows["good"].scores["wvmos"]) and not rows["good"].failed
+    for name, reason in (("silent", "silent"), ("dc", "DC only"), ("one", "DC only"), ("short", "too short for WV-MOS"),
+                         ("empty", "empty file")):
+        assert rows[name].scores["wvmos"] is None and reason in "; ".join(rows[name].errors), (name, rows[name].errors)

@@ -202,10 +202,30 @@ def test_usage_errors_exit_2(tmp_path: Path, weights: Path) -> None:
 
 
 def test_atomic_write_leaves_nothing_on_failure(tmp_path: Path) -> None:
+    """The write fails half-way (a 4 KiB file-size limit, as a full disk would): the temporary file
+    already holds 4 KiB then, and must be gone afterwards; the previous file stays as it was."""
+    import errno
+    import subprocess
+    import sys
+
+    script = (
+        "import resource, signal, sys\n"
+        "import numpy as np\n"
+        "from pathlib import Path\n"
+        "from vocoder_cli.audio import save_audio\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"  # get EFBIG instead of being killed
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))\n"
+        "try:\n"
+        "    save_audio(Path(sys.argv[1]), np.zeros(22050, np.float32), 22050)\n"  # 44 KB
+        "except OSError as exc:\n"
+        "    print(exc.errno)\n"
+    )
     target = tmp_path / "out.wav"
-    with pytest.raises(Exception):  # noqa: B017 (libsndfile raises its own error types)
-        save_audio(target, np.zeros(10, np.float32), sr=0)
-    assert list(tmp_path.iterdir()) == []
+    target.write_bytes(b"the previous version")
+    out = subprocess.run([sys.executable, "-c", script, str(target)], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == [str(errno.EFBIG)], out  # it failed mid-write, after 4096 bytes
+    assert [p.name for p in tmp_path.iterdir()] == ["out.wav"]  # no .out.wav.*.part left behind
+    assert target.read_bytes() == b"the previous version"
 
 
 def test_load_vocoder_griffin_lim() -> None:

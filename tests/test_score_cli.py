@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from tests.conftest import require_module
 from tests.helpers import write
 from vocoder_cli.cli.app import app
 from vocoder_cli.metrics.bench import demo_speech
 
-pytest.importorskip("pesq", reason="needs the [metrics] extra (pesq)")
+require_module("pesq", "metrics")
 runner = CliRunner()
 SR = 22050
 
@@ -108,7 +109,7 @@ def test_usage_errors_exit_2(folders: Path) -> None:
 
 def test_all_without_references_runs_the_reference_free_metrics(folders: Path, tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("speechmos", reason="needs the [dnsmos] extra")
+    require_module("speechmos", "dnsmos")
     monkeypatch.setenv("VOCODER_DATA_DIR", str(tmp_path))  # no WV-MOS checkpoint here: skipped with a warning
     result = score(str(folders / "gen" / "same.flac"), "-m", "all", "-f", "jsonl", "--per-file")
     assert result.exit_code == 0, result.output
@@ -134,3 +135,39 @@ def test_clipped_and_mismatched_files_are_reported(tmp_path: Path) -> None:
     assert rows["long"]["pesq"] is None and "length mismatch" in rows["long"]["error"]
     assert rows["nan"]["pesq"] is None and "nan.wav: signal contains 1 NaN/inf samples" in rows["nan"]["error"]
     assert "warning: clip: generated audio is clipped" in result.stderr
+
+
+def test_silent_or_dc_outputs_fail_and_never_raise_the_mean(folders: Path, tmp_path: Path) -> None:
+    """Before: an all-zero output got SI-SDR 0.0 dB (better than real bad outputs) and counted as scored."""
+    speech = demo_speech(SR)[: 2 * SR]
+    write(tmp_path / "ref" / "ok.wav", speech, SR)
+    write(tmp_path / "gen" / "ok.wav", speech + 0.05 * np.sin(np.arange(speech.size)).astype(np.float32), SR)
+    write(tmp_path / "ref" / "dead.wav", speech, SR)
+    write(tmp_path / "gen" / "dead.wav", np.zeros_like(speech), SR)
+    write(tmp_path / "ref" / "offset.wav", speech, SR, "FLOAT")
+    write(tmp_path / "gen" / "offset.wav", np.full_like(speech, 0.5), SR, "FLOAT")
+    result = score(str(tmp_path / "ref"), str(tmp_path / "gen"), "-m", "sisdr,mstft,lsd", "-f", "json", "--per-file")
+    assert result.exit_code == 1, result.output
+    payload = json.loads(result.stdout)
+    rows = {r["id"]: r for r in payload["files"]}
+    assert rows["dead"]["sisdr"] is None and "generated audio is silent (peak -inf dBFS" in rows["dead"]["error"]
+    assert rows["offset"]["mstft"] is None and "generated audio is DC only" in rows["offset"]["error"]
+    assert payload["summary"]["sisdr"]["count"] == 1 and payload["summary"]["sisdr"]["failures"] == 2
+    assert payload["summary"]["sisdr"]["mean"] == rows["ok"]["sisdr"]
+
+
+def test_rate_option_moves_the_signal_metrics_and_the_summary_says_so(folders: Path) -> None:
+    args = [str(folders / "ref"), str(folders / "gen"), "-m", "mstft,pesq"]
+    result = score(*args, "-f", "json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["metrics"]["mstft"]["sample_rate"] == 22050  # the declared default
+    result = score(*args, "--rate", "16000", "-f", "json")
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.stdout)["metrics"]
+    assert info["mstft"]["sample_rate"] == 16000 and info["pesq"]["sample_rate"] == 16000
+    result = score(*args, "--rate", "mstft=44100")
+    assert result.exit_code == 0 and "44.1 kHz" in result.stdout and "22.05 kHz" not in result.stdout
+    for bad, message in (("pesq=8000", "pesq is defined at 16000 Hz"), ("fast", "expected HZ or NAME=HZ"),
+                         ("mstft=100", "expected 8000..384000 Hz"), ("lsd=16000", "lsd is not among")):
+        result = score(*args, "--rate", bad)
+        assert result.exit_code == 2 and message in " ".join(result.stderr.split()), (bad, result.stderr)

@@ -68,9 +68,11 @@ def test_mel_loss_falls_on_generated_signals(tmp_path: Path, dataset: Path) -> N
     assert outcome.step == 16 and outcome.reason == "max_steps"
     mel = [v for _, v in scalars(tmp_path / "run", "loss/mel_l1")]
     assert len(mel) == 16
-    assert np.mean(mel[-4:]) < 0.6 * np.mean(mel[:4]), mel
+    # PyTorch's default init (the official code's real one) starts audible, so the first losses are
+    # lower than from N(0, 0.01): measured 1.49 -> 1.00 over these 16 steps (2.09 -> 0.93 with normal).
+    assert np.mean(mel[-4:]) < 0.8 * np.mean(mel[:4]), mel
     val = scalars(tmp_path / "run", "val/mel_l1")
-    assert [s for s, _ in val] == [8, 16] and max(v for _, v in val) < 0.6 * np.mean(mel[:4])
+    assert [s for s, _ in val] == [8, 16] and val[1][1] < val[0][1] < np.mean(mel[:4])
     assert {e.kind for e in events} >= {"start", "step", "val", "checkpoint", "end"}
 
 

@@ -233,7 +233,7 @@ def test_official_discriminators_load_strictly_and_match(tmp_path: Path) -> None
             assert expected.abs().max() > 1e-2
             errors.append((real[i] - expected).abs().max().item())
     print(f"discriminators: max |official - ours| = {max(errors):.3g}")
-    assert max(errors) <= 1e-4
+    assert max(errors) == 0.0  # docs/weights.md: "match ... exactly (largest difference 0)"
     with pytest.raises(WeightsError, match="'mpd' does not fit our discriminator"):
         official_discriminators(tmp_path / "do_02500000")  # default five periods: three are missing
 

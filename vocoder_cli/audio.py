@@ -29,6 +29,44 @@ def find_audio_files(root: Path, extensions: frozenset[str] = AUDIO_EXTENSIONS) 
     return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in extensions)
 
 
+def wav_truncation(path: str | Path) -> str | None:
+    """Why a RIFF/RF64 WAV file is cut short, or None: libsndfile silently returns the frames that are
+    there, so a half-copied file would pass as a shorter clip. The data chunk's declared size is
+    compared with the bytes the file holds; an "unknown" size (0 or 0xFFFFFFFF, as streaming writers
+    leave it) and other formats return None."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(12)
+            if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
+                return None
+            total = os.fstat(handle.fileno()).st_size
+            block_align, data64 = 0, None
+            while True:
+                chunk = handle.read(8)
+                if len(chunk) < 8:
+                    return None  # no data chunk header at all: libsndfile reports that itself
+                kind, size = chunk[:4], int.from_bytes(chunk[4:], "little")
+                start = handle.tell()
+                if kind == b"fmt " and size >= 14:
+                    block_align = int.from_bytes(handle.read(14)[12:14], "little")
+                elif kind == b"ds64" and size >= 16:
+                    data64 = int.from_bytes(handle.read(16)[8:16], "little")
+                elif kind == b"data":
+                    declared = data64 if head[:4] == b"RF64" and size == 0xFFFFFFFF else size
+                    if declared in (None, 0, 0xFFFFFFFF):
+                        return None
+                    held = total - start
+                    if declared <= held:
+                        return None
+                    unit = block_align or 1
+                    what = "samples" if block_align else "bytes"
+                    return (f"truncated (the WAV header promises {declared // unit} {what}, "
+                            f"the file holds {held // unit})")
+                handle.seek(start + size + (size & 1))  # chunks are padded to even sizes
+    except OSError:
+        return None  # unreadable files are reported by the decoder
+
+
 def resample(wav: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     """Band-limited resampling with soxr (VHQ); identity when the rates agree."""
     if sr_in == sr_out:

@@ -32,3 +32,12 @@ class WeightsError(VocoderError):
 
 class DownloadError(WeightsError):
     """A download failed or its checksum did not match."""
+
+
+class TextError(VocoderError):
+    """A text cannot be spoken by an acoustic model; the message names the item and the reason."""
+
+    def __init__(self, reason: str, item: str | None = None) -> None:
+        self.item = item
+        self.reason = reason
+        super().__init__(f"{item}: {reason}" if item else reason)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from vocoder_cli import __version__
-from vocoder_cli.cli import bench, prepare, resynth, score, train, weights
+from vocoder_cli.cli import bench, prepare, resynth, score, train, tts, weights
 
 app = typer.Typer(
     name="vocoder",
@@ -30,6 +30,7 @@ def _root(
 
 
 app.command("resynth")(resynth.resynth)
+app.command("tts")(tts.tts)
 app.add_typer(weights.app, name="weights")
 app.add_typer(prepare.app, name="prepare")
 app.command("train")(train.train)

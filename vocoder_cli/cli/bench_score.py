@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 from typing import Optional
@@ -25,6 +26,7 @@ def bench_score(
                                           "(default: the packaged demo prompts)."),
     device: str = typer.Option("auto", "--device", help="For neural metrics: auto, cpu or cuda."),
     wvmos_ckpt: Optional[str] = typer.Option(None, "--wvmos-ckpt", help="WV-MOS checkpoint."),
+    as_json: bool = typer.Option(False, "--json", help="JSON lines on stdout instead of a table."),
 ) -> None:
     """Scoring throughput: wall time for CLIPS clips of SECONDS each, per pool size."""
     sizes = sorted({int(w) for w in workers.split(",")}) if workers else sorted({1, default_workers()})
@@ -35,10 +37,20 @@ def bench_score(
             err_console.print(f"writing {clips} clips of {seconds:g} s (and noisy copies) ...")
             pairs = make_bench_set(Path(tmp), clips, seconds, source=source)
             results = [time_scoring(pairs, chosen, n, dev, wvmos_ckpt) for n in sizes]
+    base = results[0].wall_seconds
+    if as_json:
+        for r in results:
+            typer.echo(json.dumps({
+                "metrics": [m.name for m in chosen], "workers": r.workers, "files": r.files,
+                "audio_seconds": round(r.audio_seconds, 3), "wall_seconds": round(r.wall_seconds, 3),
+                "files_per_second": round(r.files_per_second, 3),
+                "x_real_time": round(r.audio_seconds / r.wall_seconds, 2),
+                "speed_up": round(base / r.wall_seconds, 3), "failures": r.failures,
+            }))
+        return
     table = Table(title=f"score throughput: {', '.join(m.name for m in chosen)} ({clips} x {seconds:g} s)")
     for col in ("workers", "wall s", "files/s", "x real time", "speed-up", "failures"):
         table.add_column(col, justify="right")
-    base = results[0].wall_seconds
     for r in results:
         table.add_row(str(r.workers), f"{r.wall_seconds:.2f}", f"{r.files_per_second:.2f}",
                       f"{r.audio_seconds / r.wall_seconds:.1f}", f"{base / r.wall_seconds:.2f}", str(r.failures))

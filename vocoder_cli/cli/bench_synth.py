@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Optional
 
 import torch
@@ -28,6 +29,7 @@ def bench_synth(
     repeats: int = typer.Option(3, "--repeats", min=1, help="Timed runs (median reported)."),
     precision: str = typer.Option("fp32", "--precision", help="fp32, fp16 or bf16 (CUDA)."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for torch."),
+    as_json: bool = typer.Option(False, "--json", help="JSON lines on stdout instead of a table."),
 ) -> None:
     """Synthesis speed: real-time factor (wall / audio seconds; below 1 is faster than real time)."""
     if threads:
@@ -46,8 +48,18 @@ def bench_synth(
     for vocoder in vocoders:
         vocoder.model.to(device)
         r = bench_synthesis(vocoder, device=device, seconds=seconds, batch=batch, repeats=repeats, precision=precision)
+        if as_json:
+            typer.echo(json.dumps({
+                "model": r.name, "parameters": r.parameters, "audio_seconds": r.audio_seconds,
+                "wall_seconds": round(r.wall_seconds, 6), "real_time_factor": round(r.real_time_factor, 6),
+                "x_real_time": round(r.speed, 3), "device": device, "batch": batch, "precision": precision,
+                "threads": torch.get_num_threads(), "torch": torch.__version__,
+            }))
+            continue
         table.add_row(r.name, f"{r.parameters:,}", f"{r.audio_seconds:.1f}", f"{r.wall_seconds:.3f}",
                       f"{r.real_time_factor:.4f}", f"{r.speed:.1f}")
+    if as_json:
+        return
     from rich.console import Console
 
     Console().print(table)

@@ -21,7 +21,7 @@ def bench_train(
     warmup: int = typer.Option(2, "--warmup", min=0, help="Untimed steps first (cuDNN autotune, compile)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda."),
     compile_: bool = typer.Option(False, "--compile/--no-compile", help="torch.compile the networks."),
-    amp: str | None = typer.Option(None, "--amp", help="auto (bf16 on CUDA), bf16, off."),
+    amp: str | None = typer.Option(None, "--amp", help="auto (bf16 on CUDA), bf16, off (float32 everywhere, TF32 off)."),
     overrides: list[str] = typer.Option([], "--set", help="Config overrides key=value (repeatable)."),
     as_json: bool = typer.Option(False, "--json", help="JSON lines on stdout instead of a table."),
 ) -> None:
@@ -43,7 +43,7 @@ def bench_train(
                 "clips_per_sec": round(speed.clips_per_sec, 3), "samples_per_sec": round(speed.samples_per_sec, 1),
                 "peak_memory_mib": None if speed.peak_memory_mib is None else round(speed.peak_memory_mib),
                 "gpu_busy_share": None if speed.gpu_busy_share is None else round(speed.gpu_busy_share, 3),
-                "torch": torch.__version__,
+                "amp": speed.amp, "tf32": speed.tf32, "torch": torch.__version__,
             }
             if as_json:
                 typer.echo(json.dumps(row))

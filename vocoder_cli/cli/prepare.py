@@ -19,6 +19,13 @@ SEED = typer.Option(1234, "--seed", help="Seed of the deterministic train/val sh
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars.")
 
 
+def _shown(path: str) -> str:
+    """A file name as one console line: tabs, newlines and undecodable bytes escaped."""
+    if path.isprintable() and path.encode("utf-8", "surrogateescape").decode("utf-8", "replace") == path:
+        return path
+    return ascii(path)[1:-1]
+
+
 def _summary(result: PrepareResult) -> None:
     """Counts on the console; the full list of rejected files is in the report file."""
     out = result.out
@@ -31,7 +38,7 @@ def _summary(result: PrepareResult) -> None:
         counts = ", ".join(f"{kind} {n}" for kind, n in sorted(result.reasons.items()))
         err_console.print(f"[yellow]rejected[/] {len(result.rejected)}: {counts} (see {out / REPORT_FILE})")
         for bad in result.rejected[:5]:
-            err_console.print(f"  {bad.path}: {bad.reason}", markup=False, highlight=False)
+            err_console.print(f"  {_shown(bad.path)}: {bad.reason}", markup=False, highlight=False)
         if len(result.rejected) > 5:
             err_console.print(f"  ... and {len(result.rejected) - 5} more in {out / REPORT_FILE}")
 

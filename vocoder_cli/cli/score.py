@@ -57,6 +57,7 @@ def _pairs(paths: list[Path], pairs_file: Optional[str]) -> tuple[list[Pair], bo
 def _choose_metrics(spec: str, have_ref: bool, wvmos_ckpt: Optional[str]) -> list[Metric]:
     """Explicit names must all be usable; ``all`` keeps what this install and these inputs allow."""
     from vocoder_cli.metrics.base import MissingExtraError
+    from vocoder_cli.metrics.pitch import crepe_weights
     from vocoder_cli.metrics.wvmos import find_checkpoint
 
     metrics = parse_metrics(spec)
@@ -74,11 +75,37 @@ def _choose_metrics(spec: str, have_ref: bool, wvmos_ckpt: Optional[str]) -> lis
             metric.check_installed()
             if metric.name == "wvmos":
                 find_checkpoint(wvmos_ckpt)
+            if metric.name == "pitch":  # pulls CREPE once if missing; offline without it: skip
+                crepe_weights(notify=lambda line: err_console.print(line, soft_wrap=True, markup=False))
         except (MissingExtraError, VocoderError) as exc:
             err_console.print(f"[yellow]skipping {metric.name}:[/] {exc}", soft_wrap=True)
             continue
         usable.append(metric)
     return usable
+
+
+def _apply_rates(metrics: list[Metric], spec: Optional[str]) -> list[Metric]:
+    """``--rate 24000`` (every metric whose rate is adjustable) or ``--rate mcd=16000,mstft=24000``."""
+    if not spec:
+        return metrics
+    wanted: dict[str, int] = {}
+    adjustable = [m.name for m in metrics if m.rate_adjustable]
+    try:
+        if "=" not in spec:
+            if not adjustable:
+                raise fail(f"--rate applies to mstft, mcd, sisdr and lsd; none of them is among "
+                           f"{', '.join(m.name for m in metrics)}")
+            wanted = {name: int(spec) for name in adjustable}
+        else:
+            for item in spec.split(","):
+                name, _, hz = item.partition("=")
+                metric = parse_metrics(name)[0]
+                if metric.name not in [m.name for m in metrics]:
+                    raise fail(f"--rate {item}: {metric.name} is not among the chosen metrics")
+                wanted[metric.name] = int(hz)
+    except ValueError:
+        raise fail(f"--rate {spec!r}: expected HZ or NAME=HZ[,NAME=HZ] with whole numbers") from None
+    return [m.at_rate(wanted[m.name]) if m.name in wanted else m for m in metrics]
 
 
 def _fmt(value: object, digits: int = 3) -> str:
@@ -138,6 +165,11 @@ def score(
     device: str = typer.Option("auto", "--device", help="For neural metrics: auto, cpu or cuda."),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="WV-MOS clips per forward pass."),
     wvmos_ckpt: Optional[str] = typer.Option(None, "--wvmos-ckpt", help="WV-MOS checkpoint (default: weights cache)."),
+    rate: Optional[str] = typer.Option(
+        None, "--rate", help="Rate of mstft, mcd, sisdr and lsd (default 22050): HZ for all, or NAME=HZ,... "
+        "Every file is resampled to it, so mixed rates compare. PESQ, STOI, DNSMOS, WV-MOS and pitch keep "
+        "their standard's rate.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Score generated audio against references (PESQ, STOI, ...) or on its own (DNSMOS, WV-MOS)."""
@@ -146,13 +178,15 @@ def score(
         chosen = _choose_metrics(metrics or ("pesq,stoi,estoi" if have_ref else "dnsmos"), have_ref, wvmos_ckpt)
         if not chosen:
             raise fail("no usable metric (see the warnings above)")
+        chosen = _apply_rates(chosen, rate)
         neural = any(m.neural for m in chosen)
-        stages = int(any(not m.neural for m in chosen)) + int(neural)
+        stages = int(any(not m.neural for m in chosen)) + sum(m.neural for m in chosen)  # one pass per neural metric
         with progress_bar(quiet) as progress:
             task = progress.add_task("scoring", total=len(pairs) * stages)
             run = score_pairs(
                 pairs, chosen, workers=workers, device=resolve_device(device) if neural else "cpu",
                 wvmos_checkpoint=wvmos_ckpt, batch_size=batch_size,
+                notify=lambda line: err_console.print(line, soft_wrap=True, markup=False),
                 on_done=lambda _: progress.advance(task),
             )
     if output_format is OutputFormat.table:

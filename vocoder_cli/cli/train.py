@@ -92,12 +92,23 @@ def train(
     ),
     config: str | None = typer.Option(None, "--config", "-c", help="v1, v2, v3, our config.json, or an official HiFi-GAN config.json."),
     data: Path | None = typer.Option(None, "--data", help="A folder made by `vocoder prepare` (train.jsonl, val.jsonl)."),
-    batch_size: int | None = typer.Option(None, "--batch-size", help="Segments per step per process (16)."),
+    batch_size: int | None = typer.Option(
+        None, "--batch-size",
+        help="Segments per step, global: under torchrun each of N processes takes batch/N, as the official code (16).",
+    ),
     segment: int | None = typer.Option(None, "--segment", help="Segment length in samples (8192)."),
     lr: float | None = typer.Option(None, "--lr", help="AdamW learning rate (2e-4)."),
     max_steps: int | None = typer.Option(None, "--max-steps", help="Stop at this global step (0: no limit)."),
     max_minutes: float | None = typer.Option(None, "--max-minutes", help="Stop after this many minutes of this invocation."),
-    init_from: Path | None = typer.Option(None, "--init-from", help="Start from these generator weights (fine-tuning)."),
+    init_from: Path | None = typer.Option(
+        None, "--init-from",
+        help="Start from these generator weights (fine-tuning): ours (.safetensors) or an official g_XXXXXXXX; "
+        "a do_XXXXXXXX beside it restores the discriminators, both optimisers, the step and the decayed lr.",
+    ),
+    reset_optimizer: bool | None = typer.Option(
+        None, "--reset-optimizer/--keep-optimizer",
+        help="With --init-from and a do_ file: keep the weights but start fresh optimisers at step 0 and --lr.",
+    ),
     gta_mels: Path | None = typer.Option(None, "--gta-mels", help="Folder of <clip>.npy acoustic-model mels (GTA fine-tuning)."),
     overrides: list[str] = typer.Option([], "--set", help="Any config value: key=value, generator.x=..., mel.x=... (repeatable)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N (torchrun picks cuda:LOCAL_RANK)."),
@@ -114,7 +125,7 @@ def train(
             batch_size=batch_size, segment=segment, lr=lr, max_steps=max_steps, max_minutes=max_minutes,
             init_from=str(init_from.resolve()) if init_from else None,
             gta_mels=str(gta_mels.resolve()) if gta_mels else None,
-            compile=compile_, data_on_device=data_on_device,
+            compile=compile_, data_on_device=data_on_device, reset_optimizer=reset_optimizer,
         )
         dev = resolve_device(device)
         if dev.startswith("cuda") and "LOCAL_RANK" in os.environ:

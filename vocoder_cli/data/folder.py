@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import os
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import soundfile as sf
 
-from vocoder_cli.audio import atomic_write_bytes, find_audio_files
+from vocoder_cli.audio import AUDIO_EXTENSIONS, atomic_write_bytes
 from vocoder_cli.data.manifest import (
     DATASET_INFO,
     REPORT_FILE,
@@ -61,13 +62,36 @@ class PrepareResult:
         return sum(e.duration for e in self.train + self.val) / 3600
 
 
+def _decode_text(data: bytes, name: str) -> str:
+    """UTF-8 (a byte-order mark is dropped); anything else is an error naming the line and the byte."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ValueError(
+            f"{name}:{line}:{column}: not UTF-8 text (byte 0x{data[exc.start]:02x}); "
+            f"convert it, e.g. iconv -f latin1 -t utf-8"
+        ) from None
+
+
 def read_transcripts(path: Path) -> dict[str, str]:
     """``id|text`` or ``id|text|normalized`` lines (LJSpeech metadata.csv style); ``__`` means ``/``.
 
-    The normalised text wins when present. Keys are ids without extension.
+    The normalised text wins when present. Keys are ids without extension. A missing, unreadable or
+    non-UTF-8 file is a :class:`ConfigError` (exit code 2) naming it, and the line and byte at fault.
     """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: transcripts file not found" if not path.exists() else f"{path}: not a file")
+    try:
+        text = _decode_text(path.read_bytes(), str(path))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the transcripts ({exc.strerror})") from None
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     texts: dict[str, str] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in text.splitlines():
         parts = line.rstrip("\n").split("|")
         if len(parts) < 2 or not parts[0].strip():
             continue
@@ -87,7 +111,12 @@ def _text_for(audio: Path, root: Path, texts: dict[str, str]) -> str | None:
     for ext in (".txt", ".lab"):
         sidecar = audio.with_suffix(ext)
         if sidecar.is_file():
-            return sidecar.read_text(encoding="utf-8").strip()
+            try:
+                return _decode_text(sidecar.read_bytes(), sidecar.name).strip()
+            except OSError as exc:
+                raise ClipRejected(f"transcript {sidecar.name} unreadable ({exc.strerror})") from None
+            except ValueError as exc:
+                raise ClipRejected(f"transcript {exc}") from None
     return None
 
 
@@ -122,11 +151,82 @@ def _process(
         return entry, None, changed
     except ClipRejected as exc:
         return None, Rejected(str(audio), exc.reason), False
+    except (OSError, MemoryError) as exc:  # the file vanished, a permission, a full disk: this clip only
+        return None, Rejected(str(audio), f"unreadable ({type(exc).__name__}: {exc})"), False
 
 
 def write_report(path: Path, rejected: list[Rejected]) -> Path:
-    lines = ["path\treason"] + [f"{r.path}\t{r.reason}" for r in rejected]
-    return atomic_write_bytes(path, ("\n".join(lines) + "\n").encode("utf-8"))
+    """``path<TAB>reason`` rows written with the csv module: a name holding a tab, a newline or a quote
+    is quoted, so every row reads back whole (``csv.reader(f, delimiter="\t")``)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, delimiter="\t", lineterminator="\n")
+    writer.writerow(["path", "reason"])
+    writer.writerows([r.path, r.reason] for r in rejected)
+    return atomic_write_bytes(path, buf.getvalue().encode("utf-8", errors="surrogateescape"))
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes in a file name arrive as surrogates
+        return False
+    return True
+
+
+def discover(source: Path, exclude: Path | None = None) -> tuple[list[Path], list[Rejected]]:
+    """Audio files under ``source`` (recursive, linked folders followed), each real file once.
+
+    Every link that cannot be used is a row, never a silent omission: a dangling link, a link loop, a
+    link to a folder already included, and a second path (a link) to a file already included. Real
+    entries are visited before links at each level, so the real path is the one kept."""
+    files: list[Path] = []
+    rejected: list[Rejected] = []
+    seen_files: dict[str, Path] = {}
+    seen_dirs: dict[str, Path] = {}
+    skip = os.path.realpath(exclude) if exclude is not None else None
+
+    def visit(folder: Path, ancestors: tuple[str, ...]) -> None:
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: (e.is_symlink(), e.name))
+        except OSError as exc:
+            rejected.append(Rejected(str(folder), f"unreadable folder ({exc.strerror})"))
+            return
+        for entry in entries:
+            path = Path(entry.path)
+            if entry.is_symlink():
+                try:
+                    real = os.path.realpath(path, strict=True)
+                except FileNotFoundError:
+                    rejected.append(Rejected(str(path), f"broken link (points to {os.readlink(path)}, which does not exist)"))
+                    continue
+                except OSError:  # ELOOP
+                    rejected.append(Rejected(str(path), f"link loop ({os.readlink(path)} never reaches a file)"))
+                    continue
+            else:
+                real = os.path.realpath(path)
+            if os.path.isdir(real):
+                if skip is not None and (real == skip or real.startswith(skip + os.sep)):
+                    continue  # the output folder (its cached copies) is never an input
+                if real in ancestors:
+                    rejected.append(Rejected(str(path), f"link loop (links back to {seen_dirs.get(real, real)})"))
+                elif real in seen_dirs:
+                    rejected.append(Rejected(str(path), f"duplicate folder (same as {seen_dirs[real]}, already included)"))
+                else:
+                    seen_dirs[real] = path
+                    visit(path, (*ancestors, real))
+            elif path.suffix.lower() in AUDIO_EXTENSIONS and os.path.isfile(real):
+                if not _utf8(str(path)):  # a manifest is UTF-8 JSON: such a name cannot be written into it
+                    rejected.append(Rejected(str(path), "file name is not valid UTF-8 (rename the file)"))
+                elif real in seen_files:
+                    rejected.append(Rejected(str(path), f"duplicate (same file as {seen_files[real]}, already included)"))
+                else:
+                    seen_files[real] = path
+                    files.append(path)
+
+    root = os.path.realpath(source)
+    seen_dirs[root] = Path(source)
+    visit(Path(source), (root,))
+    return sorted(files), rejected
 
 
 def prepare_files(
@@ -141,12 +241,15 @@ def prepare_files(
     progress: Progress | None = None,
     workers: int | None = None,
     info: dict | None = None,
+    rejected: list[Rejected] | None = None,
 ) -> PrepareResult:
-    """Validate ``files`` (under ``root``), split the usable ones, write manifests, report and info."""
+    """Validate ``files`` (under ``root``), split the usable ones, write manifests, report and info.
+
+    ``rejected``: rows found before validation (links that cannot be used), reported with the rest."""
     out.mkdir(parents=True, exist_ok=True)
     texts = texts or {}
     entries: list[ManifestEntry] = []
-    rejected: list[Rejected] = []
+    rejected = list(rejected or [])
     converted = 0
     workers = workers or min(8, os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=workers) as pool:  # libsndfile and soxr release the GIL
@@ -199,10 +302,12 @@ def prepare_folder(
     if not source.is_dir():
         raise ConfigError(f"{source}: not a folder")
     out = Path(out)
-    files = [f for f in find_audio_files(source) if not f.resolve().is_relative_to(out.resolve())]
+    texts = read_transcripts(transcripts) if transcripts else {}  # a bad transcripts file: exit 2 before any work
+    files, link_problems = discover(source, exclude=out)
     if not files:
-        raise ConfigError(f"{source}: no audio files found (looked for .wav, .flac, .ogg, .mp3, ...)")
-    texts = read_transcripts(transcripts) if transcripts else {}
+        detail = f"; {len(link_problems)} unusable links, e.g. {link_problems[0].path}: {link_problems[0].reason}" if link_problems else ""
+        raise ConfigError(f"{source}: no audio files found (looked for .wav, .flac, .ogg, .mp3, ...){detail}")
     return prepare_files(
-        files, source, out, rules=rules, texts=texts, val_fraction=val_fraction, seed=seed, progress=progress
+        files, source, out, rules=rules, texts=texts, val_fraction=val_fraction, seed=seed, progress=progress,
+        rejected=link_problems,
     )

@@ -10,6 +10,11 @@ Two sources produce identical segments from the same plan:
 
 With GTA mels (precomputed acoustic-model mels, one ``.npy`` per clip), starts are frame-aligned and
 the batch carries the matching mel slice.
+
+Level: like the official loader (``normalize(audio) * 0.95`` on every clip before it is cut), each clip
+can be scaled by one gain, ``peak_level / peak`` over the whole clip (:func:`peak_gain`), applied where
+its samples are loaded: :func:`load_clip` for the device tensor and validation, the DataLoader worker
+for streamed segments (gains from :func:`clip_peaks`, one pass over the files at start-up).
 """
 
 from __future__ import annotations
@@ -31,6 +36,31 @@ from vocoder_cli.data.manifest import ManifestEntry
 class Batch:
     wav: torch.Tensor  # [B, segment] float32
     mel: torch.Tensor | None = None  # [B, n_mels, segment // hop] when training on GTA mels
+
+
+def peak_gain(peak: float, level: float) -> np.float32:
+    """The factor that brings a clip's peak to ``level`` (1 for digital silence, as librosa's normalize)."""
+    return np.float32(level / peak) if peak > np.finfo(np.float32).tiny else np.float32(1.0)
+
+
+def load_clip(path: str | Path, peak_level: float | None = None) -> np.ndarray:
+    """A whole clip as float32 mono [T] (channels averaged), scaled to ``peak_level`` when given."""
+    data, _ = sf.read(path, dtype="float32", always_2d=True)
+    wav = np.ascontiguousarray(data.mean(axis=1), dtype=np.float32)
+    if peak_level is not None:
+        wav *= peak_gain(float(np.abs(wav).max(initial=0.0)), peak_level)
+    return wav
+
+
+def clip_peaks(paths: list[str], block: int = 1 << 18) -> np.ndarray:
+    """The peak |sample| of each clip's mono mix (what :func:`load_clip` sees), read block by block."""
+    peaks = np.zeros(len(paths), dtype=np.float64)
+    for i, path in enumerate(paths):
+        peak = 0.0
+        for data in sf.blocks(path, blocksize=block, dtype="float32", always_2d=True):
+            peak = max(peak, float(np.abs(data.mean(axis=1)).max(initial=0.0)))
+        peaks[i] = peak
+    return peaks
 
 
 def steps_per_epoch(n_clips: int, batch: int, world: int = 1) -> int:
@@ -181,8 +211,16 @@ class DeviceSegments:
 class _SegmentReader(Dataset):
     """Reads one planned segment (only its samples) from disk: the DataLoader worker's job."""
 
-    def __init__(self, entries: list[ManifestEntry], segment: int, hop: int, gta: list[tuple[Path, int]] | None) -> None:
+    def __init__(
+        self,
+        entries: list[ManifestEntry],
+        segment: int,
+        hop: int,
+        gta: list[tuple[Path, int]] | None,
+        gains: np.ndarray | None = None,
+    ) -> None:
         self.entries, self.segment, self.hop, self.gta = entries, segment, hop, gta
+        self.gains = None if gains is None else np.asarray(gains, dtype=np.float32)
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -202,6 +240,8 @@ class _SegmentReader(Dataset):
         wav = np.zeros(self.segment, dtype=np.float32)
         data, _ = sf.read(entry.path, start=start, frames=n, dtype="float32", always_2d=True)
         wav[: data.shape[0]] = data.mean(axis=1)
+        if self.gains is not None:
+            wav *= self.gains[clip]
         if self.gta is None:
             return torch.from_numpy(wav), torch.empty(0)
         seg_frames = self.segment // self.hop
@@ -242,11 +282,13 @@ class LoaderSegments:
         num_workers: int = 2,
         gta: list[tuple[Path, int]] | None = None,
         hop: int = 256,
+        gains: np.ndarray | None = None,
     ) -> None:
+        """``gains``: one float32 factor per clip (see :func:`peak_gain`), or None for the raw level."""
         self.planner, self.device = planner, device
         self.sampler = _PlannedBatches(planner)
         self.loader = DataLoader(
-            _SegmentReader(entries, segment, hop, gta),
+            _SegmentReader(entries, segment, hop, gta, gains),
             batch_sampler=self.sampler,
             num_workers=num_workers,
             pin_memory=device.type == "cuda",

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from vocoder_cli.audio import resample
+from vocoder_cli.audio import resample, wav_truncation
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,8 @@ def load_checked(path: Path, rules: ValidationRules) -> tuple[np.ndarray, int, b
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
         raise ClipRejected(f"unreadable ({exc})") from None
+    if reason := wav_truncation(path):  # libsndfile would return the part that is there, without a word
+        raise ClipRejected(reason)
     if info.channels < 1 or info.channels > rules.max_channels:
         raise ClipRejected(f"wrong channel count ({info.channels}; at most {rules.max_channels} allowed)")
     try:

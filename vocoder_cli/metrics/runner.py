@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,14 +19,15 @@ import numpy as np
 
 from vocoder_cli.audio import load_audio, resample
 from vocoder_cli.errors import VocoderError
-from vocoder_cli.metrics.base import Metric, MetricError, clipping_warning, is_silent
+from vocoder_cli.metrics.base import Metric, MetricError, clipping_warning, library_errors, require_length, require_signal
 from vocoder_cli.metrics.pairing import Pair
 from vocoder_cli.metrics.registry import METRICS
 from vocoder_cli.metrics.summary import Summary, summarise
 
-# A vocoder's output differs from its input by less than one hop (256 samples at 22.05 kHz).
+# A vocoder's output differs from its input by less than one hop: 256 samples at 22.05 kHz (11.6 ms).
 HOP_SECONDS = 256 / 22050
-LENGTH_TOLERANCE = 0.01
+ACCEPT_HOPS = 2  # up to 2 hops (512 samples at 22.05 kHz, 23 ms): trimmed to the shorter length silently
+FAIL_HOPS = 10  # over 10 hops (2560 samples, 116 ms): refused; in between: trimmed, with a warning
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
@@ -73,15 +75,27 @@ class ScoreRun:
         return {m.name: m.info() for m in self.metrics}
 
 
+def length_check(ref_len: int, gen_len: int, sr: int, hop_seconds: float = HOP_SECONDS) -> str | None:
+    """None when the lengths agree within ACCEPT_HOPS hops, a warning within FAIL_HOPS, else a MetricError.
+
+    Lengths in samples at ``sr`` (the reference's rate). A relative rule would let a 10-minute output
+    lose seconds unnoticed; a vocoder's own difference is under one hop whatever the length."""
+    diff = abs(ref_len - gen_len)
+    accept, refuse = round(ACCEPT_HOPS * hop_seconds * sr), round(FAIL_HOPS * hop_seconds * sr)
+    what = (f"reference {ref_len} samples ({ref_len / sr:.3f} s), generated {gen_len} ({gen_len / sr:.3f} s) "
+            f"at {sr} Hz: {diff} samples ({1000 * diff / sr:.0f} ms) apart")
+    if diff > refuse:
+        raise MetricError(f"length mismatch: {what}, more than {refuse} ({FAIL_HOPS} hops); "
+                          "a wrong pairing or a truncated output")
+    if diff > accept:
+        return (f"length differs: {what}, more than the {accept} accepted ({ACCEPT_HOPS} hops); "
+                f"scored on the first {min(ref_len, gen_len)} samples")
+    return None
+
+
 def align(ref: np.ndarray, gen: np.ndarray, sr: int, hop_seconds: float = HOP_SECONDS) -> tuple[np.ndarray, np.ndarray]:
-    """Trim both to the shorter length; a difference over both 2 hops and 1% is a MetricError."""
-    diff = abs(ref.size - gen.size)
-    tolerance = max(2 * hop_seconds * sr, LENGTH_TOLERANCE * max(ref.size, gen.size))
-    if diff > tolerance:
-        raise MetricError(
-            f"length mismatch: reference {ref.size / sr:.3f} s, generated {gen.size / sr:.3f} s "
-            f"(difference {1000 * diff / sr:.0f} ms > {1000 * tolerance / sr:.0f} ms allowed)"
-        )
+    """Trim both to the shorter length; a difference over FAIL_HOPS hops is a MetricError."""
+    length_check(ref.size, gen.size, sr, hop_seconds)
     n = min(ref.size, gen.size)
     return ref[:n], gen[:n]
 
@@ -93,6 +107,20 @@ def _load(path: Path | None, what: str, target_sr: int | None = None) -> tuple[n
         return load_audio(path, target_sr)
     except VocoderError as exc:
         raise MetricError(str(exc)) from None
+    except (OSError, MemoryError) as exc:  # soundfile / soxr on a file they cannot handle
+        raise MetricError(f"{path}: cannot load ({type(exc).__name__}: {exc})") from None
+
+
+def _load_signal(path: Path | None, what: str) -> tuple[np.ndarray, int]:
+    """A file that can be scored at all: decodable, finite, neither silent nor DC only."""
+    wav, sr = _load(path, what)
+    require_signal(wav, "reference" if what == "reference" else "generated audio")
+    return wav, sr
+
+
+def _fail(result: FileResult, metrics: Sequence[Metric], reason: str) -> None:
+    result.scores.update({k: None for m in metrics for k in m.keys})
+    result.errors.append(reason)
 
 
 def _run_metric(metric: Metric, result: FileResult, *args: Any) -> None:
@@ -111,35 +139,64 @@ def _run_metric(metric: Metric, result: FileResult, *args: Any) -> None:
             result.scores[key] = float(value)
 
 
-def score_file(pair: Pair, metric_names: Sequence[str], hop_seconds: float = HOP_SECONDS) -> FileResult:
-    """All per-file (non-neural) metrics of one pair; never raises for a bad file."""
-    metrics = [METRICS[n] for n in metric_names]
+class _AtRate:
+    """Signals resampled once per rate, shared by the metrics computed at that rate."""
+
+    def __init__(self, signals: tuple[np.ndarray, ...], sr: int) -> None:
+        self.signals, self.sr = signals, sr
+        self.cache: dict[int, tuple[np.ndarray, ...]] = {}
+
+    def __call__(self, rate: int) -> tuple[np.ndarray, ...]:
+        if rate not in self.cache:
+            with library_errors("soxr"):
+                self.cache[rate] = tuple(resample(x, self.sr, rate) for x in self.signals)
+        return self.cache[rate]
+
+
+def _score_at_rates(metrics: Sequence[Metric], result: FileResult, at_rate: _AtRate) -> None:
+    for metric in metrics:
+        try:
+            signals = at_rate(metric.rate)
+        except MetricError as exc:
+            _fail(result, [metric], f"{metric.name}: {exc.reason}")
+            continue
+        _run_metric(metric, result, *signals, metric.rate)
+
+
+def score_file(pair: Pair, metrics: Sequence[Metric], hop_seconds: float = HOP_SECONDS) -> FileResult:
+    """All per-file (non-neural) metrics of one pair, each at its own declared rate (``metric.rate``).
+
+    Never raises for a bad file: a load failure, a silent or DC-only signal, a length mismatch, or any
+    exception a metric library raises becomes a reason in the row; only our own bugs propagate."""
     result = FileResult(pair.id)
+    paired, free = [m for m in metrics if m.paired], [m for m in metrics if not m.paired]
+    if paired and pair.ref is None and pair.gen is not None:  # the pairing problem first
+        _fail(result, paired, "no reference file with this id")
+        paired = []
+    if not paired and not free:
+        return result
     try:
-        gen, sr = _load(pair.gen, "generated")
+        gen, sr = _load_signal(pair.gen, "generated")
     except MetricError as exc:
-        result.errors.append(exc.reason)
-        result.scores.update({k: None for m in metrics for k in m.keys})
+        _fail(result, paired + free, exc.reason)
         return result
     if warning := clipping_warning(gen, "generated audio"):
         result.warnings.append(warning)
-    paired = [m for m in metrics if m.paired]
     if paired:
         try:
-            ref, ref_sr = _load(pair.ref, "reference")
+            ref, ref_sr = _load_signal(pair.ref, "reference")
             if warning := clipping_warning(ref, "reference"):
                 result.warnings.append(warning)
-            gen_at_ref = resample(gen, sr, ref_sr)
+            with library_errors("soxr"):
+                gen_at_ref = resample(gen, sr, ref_sr)
+            if warning := length_check(ref.size, gen_at_ref.size, ref_sr, hop_seconds):
+                result.warnings.append(warning)
             ref, gen_at_ref = align(ref, gen_at_ref, ref_sr, hop_seconds)
         except MetricError as exc:
-            result.errors.append(exc.reason)
-            result.scores.update({k: None for m in paired for k in m.keys})
+            _fail(result, paired, exc.reason)
         else:
-            for metric in paired:
-                _run_metric(metric, result, ref, gen_at_ref, ref_sr)
-    for metric in metrics:
-        if not metric.paired:
-            _run_metric(metric, result, gen, sr)
+            _score_at_rates(paired, result, _AtRate((ref, gen_at_ref), ref_sr))
+    _score_at_rates(free, result, _AtRate((gen,), sr))
     return result
 
 
@@ -193,13 +250,13 @@ def score_cpu(
     hop_seconds: float = HOP_SECONDS,
     on_done: Callable[[FileResult], None] | None = None,
 ) -> list[FileResult]:
-    names = [m.name for m in metrics if not m.neural]
-    if not names:
+    per_file = [m for m in metrics if not m.neural]
+    if not per_file:
         return [FileResult(p.id) for p in pairs]
     if workers <= 1 or len(pairs) <= 1:
         results = []
         for pair in pairs:
-            results.append(score_file(pair, names, hop_seconds))
+            results.append(score_file(pair, per_file, hop_seconds))
             if on_done:
                 on_done(results[-1])
         return results
@@ -207,16 +264,35 @@ def score_cpu(
     by_id: dict[str, FileResult] = {}
     pool = ProcessPoolExecutor(min(workers, len(pairs)), mp_context=_pool_context(), initializer=_limit_threads)
     try:
-        futures = {pool.submit(score_file, pair, names, hop_seconds): pair.id for pair in pairs}
+        futures = {pool.submit(score_file, pair, per_file, hop_seconds): pair.id for pair in pairs}
         for future in as_completed(futures):
             by_id[futures[future]] = future.result()
             if on_done:
                 on_done(by_id[futures[future]])
-    except BaseException:  # Ctrl-C or a crash: drop the queued files instead of finishing them
+    except BrokenProcessPool:  # a library killed a worker (a signal, not an exception): isolate the file
+        pool.shutdown(wait=False, cancel_futures=True)
+        for pair in pairs:
+            if pair.id not in by_id:
+                by_id[pair.id] = _score_isolated(pair, per_file, hop_seconds)
+                if on_done:
+                    on_done(by_id[pair.id])
+    except BaseException:  # Ctrl-C or our own bug: drop the queued files instead of finishing them
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown()
     return [by_id[p.id] for p in pairs]
+
+
+def _score_isolated(pair: Pair, metrics: Sequence[Metric], hop_seconds: float) -> FileResult:
+    """One file in a process of its own, so a crash in native code costs only that file's row."""
+    with ProcessPoolExecutor(1, mp_context=_pool_context(), initializer=_limit_threads) as pool:
+        try:
+            return pool.submit(score_file, pair, metrics, hop_seconds).result()
+        except BrokenProcessPool:
+            result = FileResult(pair.id)
+            _fail(result, metrics, "a metric library crashed the worker process on this file "
+                                   f"({', '.join(m.name for m in metrics)}; a signal such as SIGSEGV, no exception)")
+            return result
 
 
 def score_wvmos(
@@ -235,11 +311,10 @@ def score_wvmos(
     ready: list[tuple[FileResult, np.ndarray]] = []
     for pair, result in zip(pairs, results):
         try:
-            wav, _ = _load(pair.gen, "generated", WVMOS_RATE)
-            if wav.size < WVMOS_RATE // 10:
-                raise MetricError(f"too short for WV-MOS ({wav.size / WVMOS_RATE:.3f} s < 0.1 s)")
-            if is_silent(wav):
-                raise MetricError("audio is silent (peak below -90 dBFS)")
+            wav, sr = _load_signal(pair.gen, "generated")
+            require_length(wav, sr // 10, sr, "WV-MOS")
+            with library_errors("soxr"):
+                wav = resample(wav, sr, WVMOS_RATE)
         except MetricError as exc:
             result.scores["wvmos"] = None
             result.errors.append(f"wvmos: {exc.reason}")
@@ -249,10 +324,63 @@ def score_wvmos(
         ready.append((result, wav))
     for start in range(0, len(ready), 64):  # bounded memory: 64 files in flight
         chunk = ready[start : start + 64]
-        for (result, _), value in zip(chunk, score_batch(model, [w for _, w in chunk], device, batch_size)):
-            result.scores["wvmos"] = value
+        try:
+            with library_errors("transformers"):
+                values: list[float | MetricError] = list(score_batch(model, [w for _, w in chunk], device, batch_size))
+        except MetricError:  # one clip broke the batch: score each alone, so only that one fails
+            values = [_wvmos_alone(model, wav, device) for _, wav in chunk]
+        for (result, _), value in zip(chunk, values):
+            if isinstance(value, MetricError):
+                result.scores["wvmos"] = None
+                result.errors.append(f"wvmos: {value.reason}")
+            else:
+                result.scores["wvmos"] = value
             if on_done:
                 on_done(result)
+
+
+def _wvmos_alone(model: Any, wav: np.ndarray, device: str) -> float | MetricError:
+    from vocoder_cli.metrics.wvmos import score_batch
+
+    try:
+        with library_errors("transformers"):
+            return score_batch(model, [wav], device, 1)[0]
+    except MetricError as exc:
+        return exc
+
+
+def score_pitch(
+    pairs: Sequence[Pair],
+    results: Sequence[FileResult],
+    device: str,
+    weights: str | os.PathLike[str],
+    hop_seconds: float = HOP_SECONDS,
+    on_done: Callable[[FileResult], None] | None = None,
+) -> None:
+    """Add the CREPE pitch metric to each result: one model in this process (CPU threads or a GPU),
+    each pair's reference and generated frames through the network together."""
+    from dataclasses import replace
+
+    from vocoder_cli.metrics.pitch import PitchTracker
+
+    tracker = PitchTracker.load(weights, device)
+    metric = replace(METRICS["pitch"], compute=tracker.score)
+    for pair, result in zip(pairs, results):
+        try:
+            ref, ref_sr = _load_signal(pair.ref, "reference")
+            gen, gen_sr = _load_signal(pair.gen, "generated")
+            with library_errors("soxr"):
+                gen = resample(gen, gen_sr, ref_sr)
+            warning = length_check(ref.size, gen.size, ref_sr, hop_seconds)
+            if warning and warning not in result.warnings:
+                result.warnings.append(warning)
+            ref, gen = align(ref, gen, ref_sr, hop_seconds)
+        except MetricError as exc:
+            _fail(result, [metric], f"pitch: {exc.reason}")
+        else:
+            _run_metric(metric, result, ref, gen, ref_sr)
+        if on_done:
+            on_done(result)
 
 
 def score_pairs(
@@ -265,15 +393,27 @@ def score_pairs(
     batch_size: int = 8,
     hop_seconds: float = HOP_SECONDS,
     on_done: Callable[[FileResult], None] | None = None,
+    crepe_weights: str | os.PathLike[str] | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> ScoreRun:
-    """Score every pair with every metric. Raises only for setup problems (missing extra/checkpoint)."""
+    """Score every pair with every metric. Raises only for setup problems (missing extra/checkpoint).
+
+    ``crepe_weights``: the CREPE state dict for ``pitch`` (default: the ``crepe-full`` weights entry,
+    pulled here once, before any scoring, if it is not cached; ``notify`` hears about that pull)."""
     for metric in metrics:
         metric.check_installed()
     if any(m.name == "wvmos" for m in metrics):
         from vocoder_cli.metrics.wvmos import find_checkpoint
 
         find_checkpoint(wvmos_checkpoint)  # fail before hours of CPU work, not after
+    crepe_path = None
+    if any(m.name == "pitch" for m in metrics):
+        from vocoder_cli.metrics.pitch import crepe_weights as find_crepe
+
+        crepe_path = find_crepe(crepe_weights, notify=notify)  # never in pool workers
     results = score_cpu(pairs, metrics, workers or default_workers(), hop_seconds, on_done)
     if any(m.name == "wvmos" for m in metrics):
         score_wvmos(pairs, results, device, wvmos_checkpoint, batch_size, on_done=on_done)
+    if crepe_path is not None:
+        score_pitch(pairs, results, device, crepe_path, hop_seconds, on_done=on_done)
     return ScoreRun(list(metrics), list(results))

@@ -1,5 +1,5 @@
-"""Signal metrics as BigVGAN / Vocos report them: M-STFT, MCD, pitch (F0 RMSE, V/UV F1, periodicity),
-SI-SDR and LSD. Pure numpy (plus pyworld for pitch and spectral envelopes), so pool workers stay light.
+"""Signal metrics as BigVGAN / Vocos report them: M-STFT, MCD, SI-SDR and LSD. Pure numpy (plus
+pyworld for MCD's spectral envelopes), so pool workers stay light. Pitch metrics are in pitch.py (CREPE).
 
 Definitions, constants and sources are in docs/metrics.md; every function here takes the reference and
 the generated signal at the same rate and the same length (the runner aligns them).
@@ -8,12 +8,13 @@ the generated signal at the same rate and the same length (the runner aligns the
 from __future__ import annotations
 
 import os
+from fractions import Fraction
 from functools import lru_cache
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from vocoder_cli.metrics.base import MetricError, Scores, is_silent, require_finite
+from vocoder_cli.metrics.base import MetricError, Scores, library_errors, require_length, require_signal
 
 # auraloss MultiResolutionSTFTLoss defaults (what BigVGAN's M-STFT column uses).
 MSTFT_RESOLUTIONS = ((1024, 120, 600), (2048, 240, 1200), (512, 50, 240))
@@ -24,11 +25,21 @@ MCEP_ORDER = 24
 FRAME_PERIOD_MS = 5.0
 F0_FLOOR, F0_CEIL = 50.0, 800.0
 MCD_CONST = 10.0 / np.log(10.0) * np.sqrt(2.0)
+MCD_MIN_SECONDS = 0.1  # 20 analysis frames; below that WORLD's estimates are edge effects
+# DTW may shift frames by at most this much (Sakoe-Chiba band): memory and time linear in length, and
+# no "alignment" of unrelated frames far apart; the runner already refuses larger length differences.
+DTW_BAND_SECONDS = 0.2
+# Long signals are analysed in blocks so that memory does not grow with length beyond the signals
+# and their 24-coefficient mel-cepstra: F0 (DIO) on 30 s blocks with 1 s margins on each side, the
+# spectral envelope (CheapTrick) 2000 frames at a time.
+F0_BLOCK_SECONDS, F0_MARGIN_SECONDS = 30.0, 1.0
+ENVELOPE_BLOCK_FRAMES = 2000
 
 
 def _check_pair(ref: np.ndarray, gen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    require_finite(ref, "reference")
-    require_finite(gen, "generated audio")
+    """Both signals usable (not empty, finite, not silent, not DC only), same length; as float64."""
+    require_signal(ref, "reference")
+    require_signal(gen, "generated audio")
     if ref.shape != gen.shape:
         raise MetricError(f"length mismatch ({ref.size} vs {gen.size} samples)")
     return ref.astype(np.float64), gen.astype(np.float64)
@@ -72,8 +83,6 @@ def lsd(ref: np.ndarray, gen: np.ndarray, sr: int) -> Scores:
 def sisdr(ref: np.ndarray, gen: np.ndarray, sr: int) -> Scores:
     """Scale-invariant SDR in dB (zero-mean signals, optimal scaling of the reference)."""
     ref, gen = _check_pair(ref, gen)
-    if is_silent(ref):
-        raise MetricError("reference is silent (SI-SDR undefined)")
     ref, gen = ref - ref.mean(), gen - gen.mean()
     eps = np.finfo(np.float64).eps
     scale = (np.dot(gen, ref) + eps) / (np.dot(ref, ref) + eps)
@@ -158,99 +167,90 @@ def load_pyworld():  # type: ignore[no-untyped-def]
     raise ModuleNotFoundError("pyworld's compiled module was not found", name="pyworld")
 
 
-def _world_envelope(x: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def world_f0(x: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
+    """WORLD DIO + StoneMask F0 [frames] and frame times [frames] (5 ms frames from t = 0).
+
+    DIO runs on blocks of F0_BLOCK_SECONDS with F0_MARGIN_SECONDS of context on each side (its memory
+    grows with the input: ~840 MB for 10 minutes in one call); the blocks start on frame times that fall
+    on whole samples, so the frames are the same as one call's. StoneMask refines on the whole signal."""
     pyworld = load_pyworld()
+    hop = Fraction(sr) * Fraction(FRAME_PERIOD_MS) / 1000  # samples per frame (110.25 at 22.05 kHz)
+    step = hop.denominator  # block starts on multiples of this many frames are whole samples
+    frames = int(1000.0 * x.size / sr / FRAME_PERIOD_MS) + 1
+    block = max(step, int(F0_BLOCK_SECONDS * 1000 / FRAME_PERIOD_MS) // step * step)
+    margin = int(np.ceil(F0_MARGIN_SECONDS * 1000 / FRAME_PERIOD_MS / step)) * step
+    f0 = np.zeros(frames)
+    with library_errors("pyworld"):
+        for first in range(0, frames, block):
+            last = min(frames, first + block)
+            start = max(0, first - margin)
+            a, b = int(start * hop), min(x.size, int(np.ceil((last + margin) * hop)))
+            part, _ = pyworld.dio(np.ascontiguousarray(x[a:b]), sr, f0_floor=F0_FLOOR, f0_ceil=F0_CEIL,
+                                  frame_period=FRAME_PERIOD_MS)
+            f0[first:last] = part[first - start : last - start]
+        times = np.arange(frames) * FRAME_PERIOD_MS / 1000
+        return pyworld.stonemask(x, f0, times, sr), times
 
-    f0, times = pyworld.dio(x, sr, f0_floor=F0_FLOOR, f0_ceil=F0_CEIL, frame_period=FRAME_PERIOD_MS)
-    f0 = pyworld.stonemask(x, f0, times, sr)
-    return f0, times, pyworld.cheaptrick(x, f0, times, sr, f0_floor=F0_FLOOR)
+
+def world_mel_cepstra(x: np.ndarray, sr: int, order: int = MCEP_ORDER) -> np.ndarray:
+    """Mel-cepstra [frames, order + 1] of the WORLD CheapTrick envelope, ENVELOPE_BLOCK_FRAMES at a time."""
+    pyworld = load_pyworld()
+    f0, times = world_f0(x, sr)
+    alpha = mcep_alpha(sr)
+    out = np.empty((f0.size, order + 1))
+    with library_errors("pyworld"):
+        for first in range(0, f0.size, ENVELOPE_BLOCK_FRAMES):
+            sl = slice(first, first + ENVELOPE_BLOCK_FRAMES)
+            envelope = pyworld.cheaptrick(x, np.ascontiguousarray(f0[sl]), np.ascontiguousarray(times[sl]), sr,
+                                          f0_floor=F0_FLOOR)
+            out[sl] = mel_cepstrum(envelope, order, alpha)
+    return out
 
 
-def dtw_path(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Minimum-cost monotonic alignment (steps (1,0), (0,1), (1,1)); anti-diagonals vectorised."""
-    n, m = cost.shape
-    acc = np.full((n + 1, m + 1), np.inf)
-    acc[0, 0] = 0.0
-    for s in range(2, n + m + 1):
-        i = np.arange(max(1, s - m), min(n, s - 1) + 1)
-        j = s - i
-        best = np.minimum(np.minimum(acc[i - 1, j], acc[i, j - 1]), acc[i - 1, j - 1])
-        acc[i, j] = cost[i - 1, j - 1] + best
-    i, j, path = n, m, [(n - 1, m - 1)]
-    while (i, j) != (1, 1):
-        steps = ((i - 1, j - 1), (i - 1, j), (i, j - 1))
-        i, j = min((s for s in steps if s[0] >= 1 and s[1] >= 1), key=lambda s: acc[s])
-        path.append((i - 1, j - 1))
-    rows, cols = np.array(path[::-1]).T
-    return rows, cols
+def banded_dtw(x: np.ndarray, y: np.ndarray, band: int) -> tuple[float, int]:
+    """Minimum-cost monotonic alignment of feature rows x [N, D] and y [M, D] (Euclidean frame
+    distance; steps (1,1), (1,0), (0,1); ties prefer them in that order) with |i - j| <= band.
+
+    Returns (total cost along the path, path length). Memory O(N * D + band): one band row at a time,
+    the path length carried along instead of a traceback. Within a row, the horizontal steps are a
+    min-plus scan: acc[j] = C[j] + min_{k <= j}(b[k] - C[k]), C the row's cumulative cost and b the
+    best entry from the row above."""
+    n, m = len(x), len(y)
+    band = max(int(band), abs(n - m))
+    width = 2 * band + 1  # row i holds columns j = i - band + k, k = 0 .. 2 * band
+    inf = np.inf
+    acc = np.full(width + 1, inf)  # one spare inf on the right: the "up" neighbour of the last cell
+    length = np.zeros(width + 1, dtype=np.int64)
+    acc[band] = 0.0  # a virtual (-1, -1) cell in front of (0, 0)
+    positions = np.arange(width)
+    for i in range(n):
+        lo, hi = max(0, band - i), min(width, m - i + band)  # the columns that exist: 0 <= j < m
+        cost = np.sqrt(np.sum((y[i - band + lo : i - band + hi] - x[i]) ** 2, axis=-1))
+        diag, up = acc[lo:hi], acc[lo + 1 : hi + 1]
+        from_diag = diag <= up
+        best = cost + np.where(from_diag, diag, up)
+        best_len = 1 + np.where(from_diag, length[lo:hi], length[lo + 1 : hi + 1])
+        cum = np.cumsum(cost)
+        v = best - cum
+        running = np.minimum.accumulate(v)
+        source = np.maximum.accumulate(np.where(v == running, positions[: hi - lo], -1))
+        new_acc = np.full(width + 1, inf)
+        new_len = np.zeros(width + 1, dtype=np.int64)
+        new_acc[lo:hi] = cum + running
+        new_len[lo:hi] = best_len[source] + (positions[: hi - lo] - source)
+        acc, length = new_acc, new_len
+    end = (m - 1) - (n - 1) + band
+    return float(acc[end]), int(length[end])
 
 
 def mcd(ref: np.ndarray, gen: np.ndarray, sr: int) -> Scores:
-    """Mel-cepstral distortion in dB (orders 1..24, c0 excluded): frame by frame and after DTW."""
+    """Mel-cepstral distortion in dB (orders 1..24, c0 excluded): frame by frame and after DTW within
+    a band of DTW_BAND_SECONDS. Memory grows linearly with length (about 0.4 KB per 5 ms frame)."""
     ref, gen = _check_pair(ref, gen)
-    if is_silent(ref) or is_silent(gen):
-        raise MetricError("silent signal: no spectral envelope for MCD")
-    alpha = mcep_alpha(sr)
-    mc_ref = mel_cepstrum(_world_envelope(ref, sr)[2], MCEP_ORDER, alpha)[:, 1:]
-    mc_gen = mel_cepstrum(_world_envelope(gen, sr)[2], MCEP_ORDER, alpha)[:, 1:]
+    require_length(ref, int(MCD_MIN_SECONDS * sr), sr, "MCD")
+    mc_ref = world_mel_cepstra(ref, sr)[:, 1:]
+    mc_gen = world_mel_cepstra(gen, sr)[:, 1:]
     frames = min(len(mc_ref), len(mc_gen))
     plain = MCD_CONST * np.sqrt(np.sum((mc_ref[:frames] - mc_gen[:frames]) ** 2, axis=-1))
-    squared = (mc_ref**2).sum(-1)[:, None] + (mc_gen**2).sum(-1)[None, :] - 2.0 * mc_ref @ mc_gen.T
-    cost = MCD_CONST * np.sqrt(np.maximum(squared, 0.0))
-    rows, cols = dtw_path(cost)
-    on_path = MCD_CONST * np.sqrt(np.sum((mc_ref[rows] - mc_gen[cols]) ** 2, axis=-1))  # exact, not via matmul
-    return {"mcd": float(plain.mean()), "mcd_dtw": float(on_path.mean())}
-
-
-# ---------------------------------------------------------------- pitch
-
-
-def periodicity_track(x: np.ndarray, sr: int, hop: int, frames: int) -> np.ndarray:
-    """Per-frame periodicity in [0, 1]: the peak normalised autocorrelation at lags for 50-800 Hz
-    over a 2 / F0_FLOOR (40 ms) window, centred on the same 5 ms frame times as WORLD."""
-    win = int(round(2 * sr / F0_FLOOR))
-    lag_min, lag_max = int(sr // F0_CEIL), int(np.ceil(sr / F0_FLOOR))
-    padded = np.pad(x, (win // 2, win // 2 + lag_max + hop * frames))
-    starts = np.arange(frames) * hop
-    span = win + lag_max
-    segments = sliding_window_view(padded, span)[starts]  # [frames, win + lag_max]
-    head = segments[:, :win]
-    n_fft = 1 << int(np.ceil(np.log2(2 * span)))
-    cross = np.fft.irfft(np.conj(np.fft.rfft(head, n_fft)) * np.fft.rfft(segments, n_fft), n_fft)
-    lags = np.arange(lag_min, lag_max + 1)
-    numer = cross[:, lags]
-    energy = np.cumsum(np.pad(segments**2, ((0, 0), (1, 0))), axis=1)
-    head_energy = energy[:, win][:, None]
-    lag_energy = energy[:, lags + win] - energy[:, lags]
-    denom = np.sqrt(head_energy * lag_energy)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        corr = np.where(denom > 1e-12, numer / denom, 0.0)
-    return np.clip(corr.max(axis=1), 0.0, 1.0)
-
-
-def pitch(ref: np.ndarray, gen: np.ndarray, sr: int) -> Scores:
-    """F0 RMSE in cents (frames voiced in both), V/UV F1 (reference voicing as truth), periodicity RMSE."""
-    pyworld = load_pyworld()
-    ref, gen = _check_pair(ref, gen)
-    tracks = []
-    for x in (ref, gen):
-        f0, times = pyworld.dio(x, sr, f0_floor=F0_FLOOR, f0_ceil=F0_CEIL, frame_period=FRAME_PERIOD_MS)
-        tracks.append(pyworld.stonemask(x, f0, times, sr))
-    f0_ref, f0_gen = tracks
-    voiced_ref, voiced_gen = f0_ref > 0, f0_gen > 0
-    if not voiced_ref.any():
-        raise MetricError("no voiced frames in the reference: pitch metrics undefined")
-    both = voiced_ref & voiced_gen
-    true_pos = int(both.sum())
-    precision = true_pos / max(int(voiced_gen.sum()), 1)
-    recall = true_pos / int(voiced_ref.sum())
-    f1 = 0.0 if true_pos == 0 else 2 * precision * recall / (precision + recall)
-    cents = 1200 * np.log2(f0_gen[both] / f0_ref[both]) if true_pos else np.array([np.nan])
-    hop = int(round(sr * FRAME_PERIOD_MS / 1000))
-    per_ref = periodicity_track(ref, sr, hop, len(f0_ref))
-    per_gen = periodicity_track(gen, sr, hop, len(f0_ref))
-    return {
-        "f0_rmse": float(np.sqrt(np.mean(cents**2))),
-        "vuv_f1": float(f1),
-        "periodicity": float(np.sqrt(np.mean((per_ref - per_gen) ** 2))),
-    }
+    total, steps = banded_dtw(mc_ref, mc_gen, int(round(DTW_BAND_SECONDS * 1000 / FRAME_PERIOD_MS)))
+    return {"mcd": float(plain.mean()), "mcd_dtw": float(MCD_CONST * total / steps)}

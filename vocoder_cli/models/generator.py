@@ -2,6 +2,12 @@
 
 Weights are canonical in plain (folded) form; training wraps the convolutions in weight norm with
 :meth:`Generator.apply_weight_norm` and folds it away again with :meth:`remove_weight_norm`.
+
+Initialisation: a new Generator keeps PyTorch's default convolution init, which is what the official
+code actually trains from: its ``init_weights`` (N(0, 0.01)) runs after legacy weight norm, writes into
+the recomputed ``weight`` tensor and is overwritten at the next forward (jik876/hifi-gan issue 145).
+:func:`init_normal` applies the N(0, 0.01) that code intended. Modules are created in the official
+order (all ``ups``, then all ``resblocks``), so the same seed gives the official code's initial weights.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ def get_padding(kernel_size: int, dilation: int = 1) -> int:
 
 
 def init_weights(module: nn.Module, std: float = 0.01) -> None:
-    """The official initialisation: N(0, 0.01) for every convolution weight."""
+    """N(0, std) for a convolution weight: the official ``init_weights`` as it was meant to work."""
     if isinstance(module, (nn.Conv1d, nn.ConvTranspose1d, nn.Conv2d)):
         module.weight.data.normal_(0.0, std)
 
@@ -91,16 +97,13 @@ class Generator(nn.Module):
         block = ResBlock1 if cfg.resblock == "1" else ResBlock2
         self.ups = nn.ModuleList()
         self.resblocks = nn.ModuleList()
-        ch = cfg.upsample_initial_channel
+        channels = [cfg.upsample_initial_channel // 2**i for i in range(len(cfg.upsample_rates) + 1)]
         for i, (u, k) in enumerate(zip(cfg.upsample_rates, cfg.upsample_kernel_sizes)):
-            ch_in, ch = cfg.upsample_initial_channel // 2**i, cfg.upsample_initial_channel // 2 ** (i + 1)
-            self.ups.append(nn.ConvTranspose1d(ch_in, ch, k, u, padding=(k - u) // 2))
+            self.ups.append(nn.ConvTranspose1d(channels[i], channels[i + 1], k, u, padding=(k - u) // 2))
+        for ch in channels[1:]:  # after all ups, as the official code: the same seed, the same weights
             for k_res, d in zip(cfg.resblock_kernel_sizes, cfg.resblock_dilation_sizes):
                 self.resblocks.append(block(ch, k_res, d))
-        self.conv_post = nn.Conv1d(ch, 1, 7, 1, padding=3)
-        self.ups.apply(init_weights)
-        self.resblocks.apply(init_weights)
-        self.conv_post.apply(init_weights)
+        self.conv_post = nn.Conv1d(channels[-1], 1, 7, 1, padding=3)
 
     @property
     def hop_length(self) -> int:
@@ -117,6 +120,13 @@ class Generator(nn.Module):
             x = xs / self.num_kernels
         x = self.conv_post(F.leaky_relu(x))  # the official code uses the default slope 0.01 here
         return torch.tanh(x)
+
+    def init_normal(self, std: float = 0.01) -> "Generator":
+        """N(0, ``std``) on the layers the official ``init_weights`` targets (ups, resblocks, conv_post;
+        not conv_pre). Call before :meth:`apply_weight_norm`, or it would be lost as in the official code."""
+        for part in (self.ups, self.resblocks, self.conv_post):
+            part.apply(lambda m: init_weights(m, std))
+        return self
 
     def apply_weight_norm(self) -> "Generator":
         """Wrap every convolution in weight norm (for training), exactly preserving the function."""

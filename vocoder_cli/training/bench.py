@@ -12,6 +12,7 @@ import torch
 from vocoder_cli.data.segments import Batch
 from vocoder_cli.models import Generator, MultiPeriodDiscriminator, MultiScaleDiscriminator
 from vocoder_cli.training.config import TrainConfig
+from vocoder_cli.training.precision import apply_precision, resolve_precision
 from vocoder_cli.training.step import GANStep
 
 
@@ -25,6 +26,8 @@ class TrainSpeed:
     seconds_per_step: float
     peak_memory_mib: float | None
     gpu_busy_share: float | None = None  # CUDA kernel time / wall time over the timed steps
+    amp: str = "off"  # the precision the step really ran in (resolved: bf16 or off)
+    tf32: bool = False
 
     @property
     def steps_per_sec(self) -> float:
@@ -47,12 +50,14 @@ def _sync(device: torch.device) -> None:
 
 def measure_training_speed(cfg: TrainConfig, device: torch.device, steps: int = 3, warmup: int = 1) -> TrainSpeed:
     torch.manual_seed(cfg.seed)
+    cfg = resolve_precision(cfg, device)  # as a run: amp=off means float32 everywhere, TF32 off
+    apply_precision(cfg, device)
     if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = cfg.tf32
-        torch.backends.cudnn.allow_tf32 = cfg.tf32
-        torch.backends.cudnn.benchmark = True
         torch.cuda.reset_peak_memory_stats(device)
-    generator = Generator(cfg.generator).apply_weight_norm().to(device)
+    generator = Generator(cfg.generator)
+    if cfg.generator_init == "normal":
+        generator.init_normal(0.01)
+    generator = generator.apply_weight_norm().to(device)
     mpd = MultiPeriodDiscriminator(cfg.mpd_periods, cfg.disc_width).to(device)
     msd = MultiScaleDiscriminator(cfg.disc_width).to(device)
     betas = (cfg.beta1, cfg.beta2)
@@ -75,7 +80,7 @@ def measure_training_speed(cfg: TrainConfig, device: torch.device, steps: int = 
     elapsed = (time.perf_counter() - start) / max(steps, 1)
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
     busy = gpu_busy_share(lambda: step(batch), device, steps) if device.type == "cuda" else None
-    return TrainSpeed(cfg.preset, cfg.batch_size, cfg.segment, str(device), steps, elapsed, peak, busy)
+    return TrainSpeed(cfg.preset, cfg.batch_size, cfg.segment, str(device), steps, elapsed, peak, busy, cfg.amp, cfg.tf32)
 
 
 def gpu_busy_share(fn: Callable[[], object], device: torch.device, steps: int) -> float | None:

@@ -27,7 +27,7 @@ class TrainConfig:
     preset: str = "v1"
     # recipe
     segment: int = 8192
-    batch_size: int = 16  # per process, as in the official code
+    batch_size: int = 16  # per step across all processes (each of N DDP processes takes batch_size / N), as the official code
     lr: float = 2e-4
     beta1: float = 0.8
     beta2: float = 0.99
@@ -38,6 +38,10 @@ class TrainConfig:
     grad_clip: float = 0.0  # max gradient norm; 0 disables (the official recipe does not clip)
     mpd_periods: tuple[int, ...] = (2, 3, 5, 7, 11)
     disc_width: float = 1.0  # discriminator channel multiplier (1: the official sizes; small for tests)
+    generator_init: str = "official"  # official: PyTorch's default init, what the official code really trains from; normal: N(0, 0.01)
+    # level: every clip scaled to this peak where it is loaded (the official loader's normalize(audio) * 0.95)
+    peak_normalize: str = "auto"  # auto: on, but off with GTA mels (as the official fine-tuning) | on | off
+    peak_level: float = 0.95
     # stopping
     max_steps: int = 0  # 0: no limit
     max_minutes: float = 0.0  # 0: no limit
@@ -47,21 +51,22 @@ class TrainConfig:
     val_interval: int = 1000
     checkpoint_interval: int = 5000
     keep_checkpoints: int = 3
-    val_clips: int = 8  # fixed validation subset for mel L1
+    val_clips: int = 0  # validate on the first N clips of val.jsonl; 0: all of them (the official code)
     metric_clips: int = 3  # of those, how many get PESQ/STOI and audio/mel images
-    val_max_seconds: float = 10.0
+    val_max_seconds: float = 0.0  # cut validation clips to this length; 0: full utterances (the official code)
     nan_guard: int = 10  # stop after this many consecutive non-finite steps
     # speed
     data_on_device: str = "auto"  # auto | on | off
     num_workers: int = 2
-    amp: str = "auto"  # auto (bf16 on CUDA) | bf16 | off
-    tf32: bool = True
+    amp: str = "auto"  # auto (bf16 on CUDA) | bf16 | off (fp32 everywhere: TF32 off too); saved as resolved
+    tf32: bool = True  # TF32 matmuls/convolutions beside bf16 autocast; always off with amp=off
     compile: bool = False
     mel_dtype: str = "float32"  # the in-step mel frontend's compute dtype
     # inputs
     data: str = ""
     gta_mels: str = ""
     init_from: str = ""
+    reset_optimizer: bool = False  # --init-from with a do_ file: fresh optimisers, step 0, lr from this config
     wandb_project: str = ""
 
     def __post_init__(self) -> None:
@@ -77,6 +82,20 @@ class TrainConfig:
             raise ConfigError(f"amp must be auto, bf16 or off, got {self.amp!r}")
         if self.mel_dtype not in ("float32", "float64"):
             raise ConfigError("mel_dtype must be float32 or float64")
+        if self.generator_init not in ("official", "normal"):
+            raise ConfigError(f"generator_init must be official or normal, got {self.generator_init!r}")
+        if self.peak_normalize not in ("auto", "on", "off"):
+            raise ConfigError(f"peak_normalize must be auto, on or off, got {self.peak_normalize!r}")
+        if not 0 < self.peak_level <= 1:
+            raise ConfigError(f"peak_level must be in (0, 1], got {self.peak_level}")
+        if self.val_clips < 0 or self.val_max_seconds < 0:
+            raise ConfigError("val_clips and val_max_seconds must be >= 0 (0: no limit)")
+
+    @property
+    def normalize_peaks(self) -> bool:
+        """Whether clips are scaled to ``peak_level`` where they are loaded (off for GTA mels by default:
+        the acoustic model's mels describe the audio at its recorded level)."""
+        return self.peak_normalize == "on" or (self.peak_normalize == "auto" and not self.gta_mels)
 
     @property
     def loss_mel(self) -> MelConfig:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from vocoder_cli.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -23,6 +25,19 @@ class DistInfo:
     @property
     def enabled(self) -> bool:
         return self.world > 1
+
+
+def split_batch(batch_size: int, world: int) -> int:
+    """Segments per process for a global ``batch_size`` (the official code divides it by the GPU count
+    too, so N GPUs train with the same batch and the same learning-rate decay per sample as one)."""
+    if batch_size % world:
+        lower, upper = batch_size // world * world, -(-batch_size // world) * world
+        options = " or ".join(str(b) for b in (lower, upper) if b > 0)
+        raise ConfigError(
+            f"batch_size {batch_size} is global (per step, across processes) and does not split evenly over "
+            f"{world} processes: use {options}"
+        )
+    return batch_size // world
 
 
 def init_distributed(device: str) -> DistInfo:

@@ -15,19 +15,34 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 from torch import nn
 
-from vocoder_cli.data.manifest import TRAIN_MANIFEST, VAL_MANIFEST, ManifestEntry, read_manifest
-from vocoder_cli.data.segments import BatchPlanner, DeviceSegments, LoaderSegments, load_gta_mel, match_gta_mels
+from vocoder_cli.data.manifest import TRAIN_MANIFEST, VAL_MANIFEST, read_manifest
+from vocoder_cli.data.segments import (
+    BatchPlanner,
+    DeviceSegments,
+    LoaderSegments,
+    clip_peaks,
+    load_clip,
+    load_gta_mel,
+    match_gta_mels,
+    peak_gain,
+)
 from vocoder_cli.errors import ConfigError, VocoderError
-from vocoder_cli.mel import MelConfig
-from vocoder_cli.models import Generator, GeneratorConfig, MultiPeriodDiscriminator, MultiScaleDiscriminator
+from vocoder_cli.models import Generator, MultiPeriodDiscriminator, MultiScaleDiscriminator
 from vocoder_cli.training import checkpoint as ckpt
 from vocoder_cli.training.config import CONFIG_FILE, TrainConfig, apply_overrides, load_config, with_values
-from vocoder_cli.training.distributed import DistInfo, any_rank, barrier, init_distributed, shutdown
+from vocoder_cli.training.distributed import DistInfo, any_rank, barrier, init_distributed, shutdown, split_batch
+from vocoder_cli.training.init_from import (
+    InitWeights,
+    init_configs,
+    load_generator_weights,
+    load_init_weights,
+    restore_training_state,
+)
 from vocoder_cli.training.logs import RunLogger, mel_image
+from vocoder_cli.training.precision import apply_precision, describe_precision, resolve_precision
 from vocoder_cli.training.step import GANStep
 from vocoder_cli.training.validation import validate
 
@@ -95,55 +110,14 @@ def resolve_config(
     return cfg
 
 
-@dataclass
-class InitWeights:
-    """What ``--init-from`` provides: plain generator weights, their configs, and (for an official
-    ``g_XXXXXXXX`` with its ``do_XXXXXXXX`` beside it) the discriminator weights."""
-
-    generator_state: dict[str, torch.Tensor]
-    generator: GeneratorConfig
-    mel: MelConfig
-    discriminators: tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]] | None = None
-    note: str = ""
-
-
-def load_init_weights(spec: str) -> InitWeights:
-    """Our ``.safetensors`` file, or an official generator checkpoint (config.json beside it)."""
-    path = Path(spec)
-    if not path.is_file():
-        raise ConfigError(f"--init-from {spec}: file not found")
-    if path.suffix == ".safetensors":
-        from vocoder_cli.weights.format import load_generator
-
-        loaded = load_generator(path)
-        return InitWeights(loaded.generator.state_dict(), loaded.config, loaded.mel, note=f"generator from {path}")
-    from vocoder_cli.weights.official import import_official_generator, load_official_discriminators
-
-    imported = import_official_generator(path)
-    init = InitWeights(imported.generator.state_dict(), imported.config, imported.mel)
-    do_path = path.with_name("do_" + path.name[2:]) if path.name.startswith("g_") else None
-    if do_path is not None and do_path.is_file():
-        mpd_state, msd_state, _ = load_official_discriminators(do_path)
-        init.discriminators = (mpd_state, msd_state)
-        init.note = f"official generator {path.name} and discriminators {do_path.name}"
-    else:
-        init.note = f"official generator {path.name} (no do_ file beside it: discriminators start fresh)"
-    return init
-
-
 def _adopt_init_config(cfg: TrainConfig) -> TrainConfig:
     """Fine-tuning trains the architecture and mel of the weights it starts from."""
-    init = load_init_weights(cfg.init_from)
-    return replace(cfg, generator=init.generator, mel=init.mel, preset="init-from")
+    generator, mel = init_configs(cfg.init_from)
+    return replace(cfg, generator=generator, mel=mel, preset="init-from")
 
 
 # ----------------------------------------------------------------------------------------------
 # Data
-
-
-def _load_wav(entry: ManifestEntry) -> np.ndarray:
-    data, _ = sf.read(entry.path, dtype="float32", always_2d=True)
-    return np.ascontiguousarray(data.mean(axis=1))
 
 
 def _fits_on_device(nbytes: int, device: torch.device) -> bool:
@@ -174,11 +148,16 @@ def build_segments(cfg: TrainConfig, info: DistInfo, notes: list[str]) -> tuple[
         notes.extend(f"GTA: excluded {p}" for p in problems)
         if not entries:
             raise ConfigError(f"no training clip has a usable GTA mel in {cfg.gta_mels}")
-    planner = BatchPlanner(len(entries), cfg.batch_size, cfg.seed, info.rank, info.world)
+    per_process = split_batch(cfg.batch_size, info.world)
+    if info.enabled:
+        notes.append(f"batch {cfg.batch_size} per step: {per_process} segments in each of {info.world} processes")
+    planner = BatchPlanner(len(entries), per_process, cfg.seed, info.rank, info.world)
+    level = cfg.peak_level if cfg.normalize_peaks else None
+    notes.append(_level_note(cfg))
     nbytes = sum(e.num_samples for e in entries) * 4 * (1 + (cfg.mel.n_mels / hop if cfg.gta_mels else 0))
     on_device = cfg.data_on_device == "on" or (cfg.data_on_device == "auto" and _fits_on_device(int(nbytes), info.device))
     if on_device:
-        wavs = [_load_wav(e) for e in entries]
+        wavs = [load_clip(e.path, level) for e in entries]
         mels = None
         if cfg.gta_mels:
             mels = [load_gta_mel(Path(cfg.gta_mels) / f"{e.stem}.npy", cfg.mel.n_mels) for e in entries]
@@ -188,21 +167,44 @@ def build_segments(cfg: TrainConfig, info: DistInfo, notes: list[str]) -> tuple[
         gta = None
         if cfg.gta_mels:
             gta = [(Path(cfg.gta_mels) / f"{e.stem}.npy", f) for e, f in zip(entries, gta_frames)]
-        source = LoaderSegments(entries, planner, cfg.segment, info.device, cfg.num_workers, gta=gta, hop=hop)
+        gains = None
+        if level is not None:
+            started = time.monotonic()
+            gains = np.array([peak_gain(p, level) for p in clip_peaks([e.path for e in entries])], dtype=np.float32)
+            notes.append(f"peak levels of {len(entries)} clips read in {time.monotonic() - started:.1f} s")
+        source = LoaderSegments(
+            entries, planner, cfg.segment, info.device, cfg.num_workers, gta=gta, hop=hop, gains=gains
+        )
         notes.append(f"data streamed by a DataLoader ({cfg.num_workers} workers): {nbytes / 2**20:.0f} MiB")
     return source, planner
 
 
+def _level_note(cfg: TrainConfig) -> str:
+    if cfg.normalize_peaks:
+        return f"level: every clip peak-normalised to {cfg.peak_level:g} where it is loaded (as the official loader)"
+    if cfg.gta_mels and cfg.peak_normalize == "auto":
+        return "level: clips at their recorded level (with GTA mels, as the official fine-tuning)"
+    return "level: clips at their recorded level (peak_normalize=off)"
+
+
 def load_val_clips(cfg: TrainConfig) -> list[tuple[str, np.ndarray]]:
+    """The whole validation list, full utterances (as the official code), at the training level;
+    ``val_clips`` / ``val_max_seconds`` cap the count and the length when set (0: no cap)."""
     path = Path(cfg.data) / VAL_MANIFEST
     if not path.is_file():
         return []
+    entries = read_manifest(path)
+    if cfg.val_clips:
+        entries = entries[: cfg.val_clips]
+    level = cfg.peak_level if cfg.normalize_peaks else None
     clips = []
-    max_len = int(cfg.val_max_seconds * cfg.mel.sample_rate)
-    for entry in read_manifest(path)[: cfg.val_clips]:
-        wav = _load_wav(entry)[:max_len]
+    for entry in entries:
+        wav = load_clip(entry.path, level)  # the whole clip's peak, then the cap: as training sees it
+        if cfg.val_max_seconds:
+            wav = wav[: int(cfg.val_max_seconds * cfg.mel.sample_rate)]
         wav = wav[: len(wav) // cfg.mel.hop_length * cfg.mel.hop_length]
-        clips.append((entry.stem, wav))
+        if len(wav) >= cfg.mel.n_fft:
+            clips.append((entry.stem, wav))
     return clips
 
 
@@ -210,22 +212,38 @@ def load_val_clips(cfg: TrainConfig) -> list[tuple[str, np.ndarray]]:
 # Models
 
 
-def build_models(cfg: TrainConfig, notes: list[str]) -> tuple[Generator, nn.Module, nn.Module]:
-    """Fresh (official N(0, 0.01) init) or ``--init-from`` networks; the generator in weight-norm form."""
+def build_models(
+    cfg: TrainConfig, init: InitWeights | None, notes: list[str]
+) -> tuple[Generator, nn.Module, nn.Module, bool]:
+    """Fresh or ``--init-from`` networks, the generator in weight-norm form; the flag says whether the
+    discriminators came from ``init``.
+
+    Fresh generators keep PyTorch's default init (``generator_init=official``: what the official code
+    trains from, its N(0, 0.01) being lost after weight norm) or get N(0, 0.01) (``normal``).
+    """
     generator = Generator(cfg.generator)
     mpd, msd = MultiPeriodDiscriminator(cfg.mpd_periods, cfg.disc_width), MultiScaleDiscriminator(cfg.disc_width)
-    if cfg.init_from:
-        init = load_init_weights(cfg.init_from)
-        generator.load_state_dict(init.generator_state)
-        if init.discriminators is not None:
-            try:
-                mpd.load_state_dict(init.discriminators[0])
-                msd.load_state_dict(init.discriminators[1])
-            except RuntimeError:
-                init.note += " (their discriminators do not fit this config's discriminators: fresh ones)"
-        notes.append(f"init from {init.note}")
-    generator.apply_weight_norm()
-    return generator, mpd, msd
+    d_loaded = False
+    if init is None:
+        if cfg.generator_init == "normal":
+            generator.init_normal(0.01)
+        generator.apply_weight_norm()
+        notes.append(
+            "fresh generator: N(0, 0.01) init (generator_init=normal)" if cfg.generator_init == "normal"
+            else "fresh generator: PyTorch's default init, as the official code really trains (generator_init=official)"
+        )
+        return generator, mpd, msd, d_loaded
+    load_generator_weights(generator, init)
+    notes.extend(init.notes)
+    if init.discriminators is not None:
+        try:
+            mpd.load_state_dict(init.discriminators[0])
+            msd.load_state_dict(init.discriminators[1])
+            d_loaded = True
+        except RuntimeError:
+            mpd, msd = MultiPeriodDiscriminator(cfg.mpd_periods, cfg.disc_width), MultiScaleDiscriminator(cfg.disc_width)
+            notes.append("the do_ discriminators do not fit this config's (mpd_periods, disc_width): they start untrained")
+    return generator, mpd, msd, d_loaded
 
 
 def _rng_state(device: torch.device) -> dict[str, object]:
@@ -233,12 +251,6 @@ def _rng_state(device: torch.device) -> dict[str, object]:
     if device.type == "cuda":
         state["cuda"] = torch.cuda.get_rng_state(device)
     return state
-
-
-def _set_cuda_flags(cfg: TrainConfig) -> None:
-    torch.backends.cuda.matmul.allow_tf32 = cfg.tf32
-    torch.backends.cudnn.allow_tf32 = cfg.tf32
-    torch.backends.cudnn.benchmark = True  # fixed segment shapes: let cuDNN pick the fastest kernels
 
 
 # ----------------------------------------------------------------------------------------------
@@ -264,8 +276,9 @@ def train(
 
 def _train(cfg: TrainConfig, run_dir: Path, info: DistInfo, emit: EventSink, stop_requested: Callable[[], bool]) -> TrainOutcome:
     dev = info.device
-    if dev.type == "cuda":
-        _set_cuda_flags(cfg)
+    cfg = resolve_precision(cfg, dev)
+    apply_precision(cfg, dev)
+    split_batch(cfg.batch_size, info.world)  # a batch that does not split over the processes: fail first
     torch.manual_seed(cfg.seed + info.rank)
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -274,19 +287,34 @@ def _train(cfg: TrainConfig, run_dir: Path, info: DistInfo, emit: EventSink, sto
     # Models, optimisers, schedulers (AdamW, exponential decay per epoch, as the official recipe).
     # On resume the checkpoint replaces every weight, so --init-from is not read again.
     latest = ckpt.latest_checkpoint(run_dir)
-    notes: list[str] = []
-    generator, mpd, msd = build_models(cfg if latest is None else replace(cfg, init_from=""), notes)
+    notes: list[str] = [describe_precision(cfg)]
+    init = load_init_weights(cfg.init_from) if cfg.init_from and latest is None else None
+    generator, mpd, msd, d_loaded = build_models(cfg, init, notes if latest is None else [])  # resume: weights follow
     generator.to(dev), mpd.to(dev), msd.to(dev)
     betas = (cfg.beta1, cfg.beta2)
     optim_g = torch.optim.AdamW(generator.parameters(), cfg.lr, betas=betas, weight_decay=cfg.weight_decay)
     optim_d = torch.optim.AdamW(
         [*mpd.parameters(), *msd.parameters()], cfg.lr, betas=betas, weight_decay=cfg.weight_decay
     )
+
+    # Fine-tuning from an official g_/do_ pair: its optimiser states, step and epoch (before the
+    # schedulers are built, so they continue from the restored, decayed learning rate).
+    step, epoch, index = 0, 0, 0
+    if init is not None:
+        restored = restore_training_state(init, cfg.reset_optimizer, d_loaded, optim_g, optim_d, mpd, msd)
+        step, epoch = restored.step, restored.epoch
+        notes.extend(restored.notes)
+        if step and cfg.max_steps and step >= cfg.max_steps:
+            raise ConfigError(
+                f"--max-steps {cfg.max_steps} is not above step {step}, where the official checkpoint's run "
+                f"continues (max_steps is a global step): use e.g. --max-steps {step + cfg.max_steps} to train "
+                f"{cfg.max_steps} more, or --reset-optimizer to count from 0"
+            )
     sched_g = torch.optim.lr_scheduler.ExponentialLR(optim_g, gamma=cfg.lr_decay)
     sched_d = torch.optim.lr_scheduler.ExponentialLR(optim_d, gamma=cfg.lr_decay)
+    sched_g.last_epoch = sched_d.last_epoch = epoch
 
     # Resume: everything, including the data position and RNG states.
-    step, epoch, index = 0, 0, 0
     best = ckpt.read_best(run_dir)
     if latest is not None:
         state = ckpt.load_state(latest)
@@ -380,7 +408,7 @@ def _train(cfg: TrainConfig, run_dir: Path, info: DistInfo, emit: EventSink, sto
                 rate = window_steps / max(now - window_start, 1e-9)
                 scalars = {k: float(v) / window_steps for k, v in sums.items()}
                 scalars.update({"lr": optim_g.param_groups[0]["lr"], "speed/steps_per_sec": rate, "epoch": float(epoch)})
-                scalars["speed/samples_per_sec"] = rate * cfg.batch_size * info.world
+                scalars["speed/samples_per_sec"] = rate * cfg.batch_size  # batch_size is global
                 logger.scalars(step, scalars)
                 emit(TrainEvent("step", step, epoch, scalars, rate, _eta(cfg, step, rate, started)))
                 window_start, window_steps, sums = now, 0, {}

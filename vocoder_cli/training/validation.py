@@ -1,6 +1,7 @@
-"""Validation on a fixed subset: mel L1 (the full-band loss mel, unweighted, as the official code's
-``validation/mel_spec_error``), PESQ and STOI on a few clips when those packages are installed, and
-the audio and mel images to log."""
+"""Validation on the whole validation list, full utterances, at the training level (as the official
+code): mel L1 (the full-band loss mel, unweighted, averaged over clips, as the official code's
+``validation/mel_spec_error``; ``best`` is picked on it), PESQ and STOI on a few clips when those
+packages are installed, and the audio and mel images to log."""
 
 from __future__ import annotations
 

@@ -205,6 +205,30 @@ def import_official_generator(
     return ImportedGenerator(generator, mel_cfg, gen_cfg, metadata)
 
 
+def official_training_generator(
+    checkpoint: str | Path, config: str | Path | None = None
+) -> tuple[StateDict, GeneratorConfig, MelConfig]:
+    """An official ``g_`` file for training: ``(state, generator config, mel config)``.
+
+    Unlike :func:`import_official_generator` (which folds weight norm for inference), the state keeps
+    the checkpoint's own weight-norm ``g`` and ``v`` under torch parametrization keys
+    (``X.parametrizations.weight.original0`` = g, ``original1`` = v), for
+    ``Generator(cfg).apply_weight_norm().load_state_dict(state)``. Re-deriving them from folded
+    weights would set ``|v| = g`` and change every layer's effective step size (``|v| / g`` spans
+    0.26-5.6 by layer median in the LJ_V2 checkpoint). A checkpoint saved without weight norm comes
+    back with plain ``X.weight`` keys.
+    """
+    checkpoint = Path(checkpoint)
+    config_path = Path(config) if config is not None else checkpoint.parent / OFFICIAL_CONFIG_NAME
+    data = load_plain_checkpoint(checkpoint)
+    gen_cfg, mel_cfg, _raw = read_official_config(config_path)
+    # Validate the layout and shapes on the folded form: its errors name the keys and the config.
+    build_generator(generator_state_from_checkpoint(data, str(checkpoint)), gen_cfg, str(checkpoint))
+    raw = data["generator"] if "generator" in data else data
+    state = {k: v.float() for k, v in to_parametrized_state(raw, str(checkpoint)).items()}
+    return state, gen_cfg, mel_cfg
+
+
 def to_parametrized_state(state: dict[str, Any], source: str = "checkpoint") -> StateDict:
     """Rename legacy weight-norm / spectral-norm keys to torch.nn.utils.parametrizations keys.
 

@@ -218,6 +218,15 @@ BUILTIN_ENTRIES: tuple[WeightsEntry, ...] = (
         license="see https://zenodo.org/record/6201162",
         checksum_source="a third-party project that pins it (not published on the Zenodo record itself)",
     ),
+    WeightsEntry(  # `vocoder tts --acoustic tacotron2-lj` (vocoder_cli/tts/tacotron2_lj.py)
+        name="tacotron2-lj",
+        kind="acoustic",
+        description="Tacotron2 LJSpeech character model (torchaudio TACOTRON2_GRIFFINLIM_CHAR_LJSPEECH), ~113 MB",
+        file_name="tacotron2_english_characters_1500_epochs_ljspeech.pth",
+        url="https://download.pytorch.org/torchaudio/models/tacotron2_english_characters_1500_epochs_ljspeech.pth",
+        license="BSD-2-Clause (torchaudio); trained on LJSpeech (public domain)",
+        checksum_source="none published (torchaudio loads it with torch.hub, check_hash=False)",
+    ),
     *(_manual_entry(name, *spec) for name, spec in _MANUAL_FOLDERS.items()),
 )
 

