@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -45,10 +44,8 @@ def test_noise_lowers_background_and_overall(clip: tuple[np.ndarray, int], rng: 
 
 
 def test_traps_are_reasons_not_hangs_or_crashes() -> None:
-    start = time.perf_counter()
-    with pytest.raises(MetricError, match="empty"):
-        dnsmos_score(np.zeros(0, dtype=np.float32), 16000)  # speechmos itself would loop forever
-    assert time.perf_counter() - start < 1.0
+    with pytest.raises(MetricError, match="empty"):  # refused before speechmos, which would loop forever
+        dnsmos_score(np.zeros(0, dtype=np.float32), 16000)
     with pytest.raises(MetricError, match="too short"):
         dnsmos_score(np.sin(np.arange(800, dtype=np.float32)) * 0.1, 16000)
     with pytest.raises(MetricError, match="DC only"):  # scored DNSMOS OVRL 1.05 before, as if it were speech

@@ -89,7 +89,9 @@ def test_folder_with_mixed_good_and_bad_files(tmp_path: Path, weights: str) -> N
     long_seconds = sf.info(out / "long.wav").duration
     assert long_seconds > 40  # the whole text was spoken, not just the first utterance
 
-    result = run("--dir", str(tmp_path / "D"), str(tmp_path / "strict"), "-w", weights, "--strict", "--too-long", "refuse")
+    result = run(
+        "--dir", str(tmp_path / "D"), str(tmp_path / "strict"), "-w", weights, "--strict", "--too-long", "refuse"
+    )
     assert result.exit_code == 1
     assert sorted(p.name for p in (tmp_path / "strict").iterdir()) == ["good.wav"]
     assert "(--strict refuses such texts)" in result.stderr
@@ -188,13 +190,18 @@ def test_tacotron2_checkpoint_framing_bridge_and_max_length_guard(tmp_path: Path
     assert not (tmp_path / "cut").exists() or not list((tmp_path / "cut").iterdir())
     result = run("\u4e2d\u6587", "-o", str(tmp_path / "x.wav"), "-a", "tacotron2-lj", "-w", weights,
                  "--acoustic-weights", str(stops))  # fmt: skip
-    assert result.exit_code == 1 and "nothing tacotron2-lj can read is left (it cannot read '\u4e2d' '\u6587')" in result.stderr
+    assert (
+        result.exit_code == 1
+        and "nothing tacotron2-lj can read is left (it cannot read '\u4e2d' '\u6587')" in result.stderr
+    )
 
 
 def test_mel_configs_that_do_not_fit_are_refused_with_both_printed(tmp_path: Path) -> None:
     w16 = str(tiny_weights(tmp_path / "w16.safetensors", MelConfig(sample_rate=16000)))
     stops = _tacotron2_checkpoint(tmp_path / "stops.pth", gate_bias=1e4)
-    result = run("Hi.", "-o", str(tmp_path / "x.wav"), "-a", "tacotron2-lj", "--acoustic-weights", str(stops), "-w", w16)
+    result = run(
+        "Hi.", "-o", str(tmp_path / "x.wav"), "-a", "tacotron2-lj", "--acoustic-weights", str(stops), "-w", w16
+    )
     assert result.exit_code == 2
     err = " ".join(result.stderr.split())
     assert "do not fit the vocoder's (different sample_rate)" in err
@@ -246,9 +253,12 @@ def test_plugins_register_through_entry_points(tmp_path: Path, weights: str, mon
     site = tmp_path / "site"
     (site / "tone_plugin-0.1.dist-info").mkdir(parents=True)
     (site / "tone_plugin.py").write_text(textwrap.dedent(PLUGIN))
-    (site / "tone_plugin-0.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: tone-plugin\nVersion: 0.1\n")
+    (site / "tone_plugin-0.1.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: tone-plugin\nVersion: 0.1\n"
+    )
     (site / "tone_plugin-0.1.dist-info" / "entry_points.txt").write_text(
-        "[vocoder.acoustic]\ntone = tone_plugin:factory\nbroken = tone_plugin_missing:factory\nespeak = tone_plugin:factory\n"
+        "[vocoder.acoustic]\ntone = tone_plugin:factory\n"
+        "broken = tone_plugin_missing:factory\nespeak = tone_plugin:factory\n"
     )
     monkeypatch.syspath_prepend(str(site))
     listing = run("--list")

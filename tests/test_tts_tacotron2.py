@@ -77,7 +77,9 @@ def _masks(reference: dict[str, object], run: str) -> list[torch.Tensor]:
 
 
 @pytest.mark.parametrize("run", ["stop", "guard"])
-def test_infer_reproduces_torchaudio(reference: dict[str, object], replay_dropout: list[torch.Tensor], run: str) -> None:
+def test_infer_reproduces_torchaudio(
+    reference: dict[str, object], replay_dropout: list[torch.Tensor], run: str
+) -> None:
     state = _state(reference)
     net = Tacotron2(config_from_state(state)).eval()
     net.load_state_dict(state, strict=True)  # torchaudio's key layout, as saved by torchaudio
@@ -177,13 +179,17 @@ def test_checkpoints_that_do_not_fit_are_refused(tmp_path: Path) -> None:
 def test_registry_entry_is_honest() -> None:
     entry = registry.lookup("tacotron2-lj")
     assert entry is not None and entry.kind == "acoustic"
-    assert entry.url == WEIGHTS_URL == (
-        "https://download.pytorch.org/torchaudio/models/tacotron2_english_characters_1500_epochs_ljspeech.pth"
+    assert (
+        entry.url
+        == WEIGHTS_URL
+        == ("https://download.pytorch.org/torchaudio/models/tacotron2_english_characters_1500_epochs_ljspeech.pth")
     )
     assert entry.sha256 is None and entry.source_kind == "url"  # torchaudio publishes no checksum
 
 
-def test_weights_are_pulled_on_first_use_only_unverified_and_online(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_weights_are_pulled_on_first_use_only_unverified_and_online(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("VOCODER_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("VOCODER_OFFLINE", raising=False)
     mirror = tmp_path / "mirror.pth"

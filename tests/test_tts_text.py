@@ -46,7 +46,10 @@ def test_normalize_english_expands_what_ljspeech_transcripts_spell_out() -> None
         "mister smith paid five dollars, fifty cents on may first, nineteen eighty-four."
     )
     assert normalize_english("No. 7 said no.") == "number seven said no."
-    assert normalize_english("Caf\u00e9 & na\u00efve \u2014 42% of 0.5") == "cafe and naive - forty-two percent of zero point five"
+    assert (
+        normalize_english("Caf\u00e9 & na\u00efve \u2014 42% of 0.5")
+        == "cafe and naive - forty-two percent of zero point five"
+    )
     assert normalize_english("1,000,000 people; $1 and $0.01; agent 007") == (
         "one million people; one dollar and one cent; agent zero zero seven"
     )

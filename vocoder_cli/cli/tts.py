@@ -35,20 +35,49 @@ SINGLE_ID = "tts"
 
 def tts(
     args: Optional[list[str]] = typer.Argument(
-        None, metavar="[TEXT] [OUT]", help="The text (- reads it from stdin), then OUT (or -o). With --dir/--texts: OUT only."
+        None,
+        metavar="[TEXT] [OUT]",
+        help="The text (- reads it from stdin), then OUT (or -o). With --dir/--texts: OUT only.",
     ),
-    output: Optional[str] = typer.Option(None, "--output", "-o", help="A .wav file, - (WAV on stdout), or a folder for --dir/--texts."),
-    directory: Optional[Path] = typer.Option(None, "--dir", help="Speak every D/transcriptions/ID.txt into OUT/ID.wav."),
-    texts: Optional[str] = typer.Option(None, "--texts", help="Speak id|text lines from FILE (or - for stdin); LJSpeech metadata.csv works."),
-    acoustic: str = typer.Option(DEFAULT_ACOUSTIC, "--acoustic", "-a", help="Acoustic model: espeak (offline, robotic) or tacotron2-lj; --list shows all."),
-    acoustic_weights: Optional[str] = typer.Option(None, "--acoustic-weights", help="The acoustic model's checkpoint (path or weights name)."),
-    acoustic_opt: Optional[list[str]] = typer.Option(None, "--acoustic-opt", help="KEY=VALUE for the acoustic model (espeak: voice, rate, pitch; tacotron2-lj: max_steps, max_chars)."),
+    output: Optional[str] = typer.Option(
+        None, "--output", "-o", help="A .wav file, - (WAV on stdout), or a folder for --dir/--texts."
+    ),
+    directory: Optional[Path] = typer.Option(
+        None, "--dir", help="Speak every D/transcriptions/ID.txt into OUT/ID.wav."
+    ),
+    texts: Optional[str] = typer.Option(
+        None, "--texts", help="Speak id|text lines from FILE (or - for stdin); LJSpeech metadata.csv works."
+    ),
+    acoustic: str = typer.Option(
+        DEFAULT_ACOUSTIC,
+        "--acoustic",
+        "-a",
+        help="Acoustic model: espeak (offline, robotic) or tacotron2-lj; --list shows all.",
+    ),
+    acoustic_weights: Optional[str] = typer.Option(
+        None, "--acoustic-weights", help="The acoustic model's checkpoint (path or weights name)."
+    ),
+    acoustic_opt: Optional[list[str]] = typer.Option(
+        None,
+        "--acoustic-opt",
+        help="KEY=VALUE for the acoustic model (espeak: voice, rate, pitch; tacotron2-lj: max_steps, max_chars).",
+    ),
     weights: str = typer.Option(DEFAULT_ALIAS, "--weights", "-w", help=WEIGHTS_HELP),
     offline: bool = typer.Option(False, "--offline", help=OFFLINE_HELP),
-    no_verify: bool = typer.Option(False, "--no-verify", help="Allow downloading acoustic weights that have no published sha256 (tacotron2-lj)."),
-    save_mels: bool = typer.Option(False, "--save-mels", help="Also write each mel as ID.npy in the vocoder's format (for resynth --from-mels, train --gta-mels)."),
-    too_long: str = typer.Option("split", "--too-long", help="A text over the model's limit: split (at sentence boundaries, joined) or refuse."),
-    strict: bool = typer.Option(False, "--strict", help="Refuse texts with characters the model cannot read (default: drop them and say so)."),
+    no_verify: bool = typer.Option(
+        False, "--no-verify", help="Allow downloading acoustic weights that have no published sha256 (tacotron2-lj)."
+    ),
+    save_mels: bool = typer.Option(
+        False,
+        "--save-mels",
+        help="Also write each mel as ID.npy in the vocoder's format (for resynth --from-mels, train --gta-mels).",
+    ),
+    too_long: str = typer.Option(
+        "split", "--too-long", help="A text over the model's limit: split (at sentence boundaries, joined) or refuse."
+    ),
+    strict: bool = typer.Option(
+        False, "--strict", help="Refuse texts with characters the model cannot read (default: drop them and say so)."
+    ),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Utterances per acoustic-model and vocoder pass."),
     seed: int = typer.Option(0, "--seed", help="Seed for models that sample (Tacotron2's prenet dropout)."),
@@ -57,7 +86,9 @@ def tts(
     out_sr: Optional[int] = typer.Option(None, "--out-sr", help="Resample the output to this rate (Hz)."),
     float_output: bool = typer.Option(False, "--float", help="Write 32-bit float WAV instead of 16-bit PCM."),
     list_models: bool = typer.Option(False, "--list", help="List the acoustic models and exit."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar, notes or summary (failures still print)."),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="No progress bar, notes or summary (failures still print)."
+    ),
 ) -> None:
     """Speak text: `vocoder tts "Some text." -o out.wav`, or `vocoder tts --dir D OUT/`.
 
@@ -106,8 +137,8 @@ def tts(
         synth,
         mel_bridge,
         TtsOptions(
-            too_long=too_long, strict=strict, skip_existing=skip_existing, batch_size=batch_size, out_sr=out_sr,
-            subtype="FLOAT" if float_output else "PCM_16",
+            too_long=too_long, strict=strict, skip_existing=skip_existing, batch_size=batch_size,
+            group_size=max(batch_size, 8), out_sr=out_sr, subtype="FLOAT" if float_output else "PCM_16",
         ),
     )  # fmt: skip
     with progress_bar(quiet or out == STDIO) as bar:

@@ -177,9 +177,7 @@ class EspeakAcoustic:
 
     name = NAME
 
-    def __init__(
-        self, mel: MelConfig, voice: str = "en-us", rate: int = 175, pitch: int = 50, seed: int = 0
-    ) -> None:
+    def __init__(self, mel: MelConfig, voice: str = "en-us", rate: int = 175, pitch: int = 50, seed: int = 0) -> None:
         self.engine = Espeak()
         self.mel_config = mel
         self.voice, self.rate, self.pitch, self.seed = voice, rate, pitch, seed

@@ -69,7 +69,7 @@ class TtsOptions:
     strict: bool = False  # refuse texts with characters the model cannot read (default: drop them, warn)
     skip_existing: bool = False
     batch_size: int = 8  # utterances per acoustic-model call (the vocoder batches on its own)
-    group_size: int = 32  # items in memory at once
+    group_size: int = 8  # items in memory at once (progress advances group by group)
     pause_seconds: float = 0.15  # silence between the pieces of a split text
     out_sr: int | None = None
     subtype: str = "PCM_16"
@@ -119,7 +119,7 @@ class TtsRunner:
 
     # -- stage 1: text -> pieces ----------------------------------------------------------------
 
-    def _prepare(self, job: TtsJob, report: TtsReport) -> _Prepared | None:
+    def _prepare(self, job: TtsJob, report: TtsReport) -> _Prepared:
         item = job.item
         if item.error is not None:
             raise _Fail(item.error)
@@ -161,7 +161,8 @@ class TtsRunner:
     def _infer(self, ready: list[_Prepared]) -> None:
         """Every piece of every prepared item through the model, in length-sorted batches."""
         order = sorted(
-            ((i, k) for i, p in enumerate(ready) for k in range(len(p.pieces))), key=lambda ik: len(ready[ik[0]].pieces[ik[1]])
+            ((i, k) for i, p in enumerate(ready) for k in range(len(p.pieces))),
+            key=lambda ik: len(ready[ik[0]].pieces[ik[1]]),
         )
         size = self.options.batch_size
         for start in range(0, len(order), size):
@@ -194,7 +195,9 @@ class TtsRunner:
                 f"({frames} frames = {frames * cfg.hop_length / cfg.sample_rate:.1f} s); nothing written "
                 "(unusual or very long text: try splitting it)"
             )
-        pause = torch.full((cfg.n_mels, round(self.options.pause_seconds * cfg.sample_rate / cfg.hop_length)), cfg.silence_level)
+        pause = torch.full(
+            (cfg.n_mels, round(self.options.pause_seconds * cfg.sample_rate / cfg.hop_length)), cfg.silence_level
+        )
         parts: list[torch.Tensor] = []
         for out in outputs:
             parts.extend([pause, out.mel] if parts else [out.mel])
@@ -224,7 +227,9 @@ class TtsRunner:
             return False
         return job.mel_target is None or Path(job.mel_target).exists()
 
-    def run(self, jobs: Sequence[TtsJob], on_done: Callable[[TtsJob], None] | None = None) -> tuple[TtsReport, bytes | None]:
+    def run(
+        self, jobs: Sequence[TtsJob], on_done: Callable[[TtsJob], None] | None = None
+    ) -> tuple[TtsReport, bytes | None]:
         """Process every job; returns the report and, for a stdout job, the encoded WAV."""
         report = TtsReport()
         payload = None
@@ -252,8 +257,7 @@ class TtsRunner:
                 report.failures.append(Problem(job.item.id, job.item.source, _reason(exc)))
                 done(job)
             else:
-                if prepared is not None:
-                    ready.append(prepared)
+                ready.append(prepared)
         self._infer(ready)
         mels: list[tuple[TtsJob, torch.Tensor]] = []
         for prepared in ready:

@@ -112,9 +112,7 @@ class Attention(nn.Module):
         self.query_layer = nn.Linear(cfg.attention_rnn_dim, hidden, bias=False)
         self.memory_layer = nn.Linear(cfg.encoder_embedding_dim, hidden, bias=False)
         self.v = nn.Linear(hidden, 1, bias=False)
-        self.location_layer = LocationLayer(
-            cfg.attention_location_n_filter, cfg.attention_location_kernel_size, hidden
-        )
+        self.location_layer = LocationLayer(cfg.attention_location_n_filter, cfg.attention_location_kernel_size, hidden)
 
     def forward(
         self, query: Tensor, memory: Tensor, processed_memory: Tensor, weights_cat: Tensor, pad_mask: Tensor
@@ -259,4 +257,3 @@ class Tacotron2(nn.Module):
             mel = out.mels[i : i + 1, :, :n]
             mels.append((mel + self.postnet(mel))[0])
         return mels, out.stopped.tolist()
-
