@@ -38,10 +38,11 @@ def main(folder: Path) -> None:
         print("| vocoder | " + " | ".join(h for _, h, _ in COLUMNS) + " |")
         print("| --- |" + " --- |" * len(COLUMNS))
         for vocoder in VOCODERS:
-            path = folder / f"{vocoder}.{name}.json"
-            if not path.exists():
+            summary: dict = {}
+            for path in sorted(folder.glob(f"{vocoder}.{name}.*.json")):  # one file per scoring pass
+                summary.update(json.loads(path.read_text())["summary"])
+            if not summary:
                 continue
-            summary = json.loads(path.read_text())["summary"]
             print(f"| {vocoder} | " + " | ".join(cell(summary, k, d) for k, _, d in COLUMNS) + " |")
         print("| ground truth | " + " | ".join(cell(truth, k, d) if k.startswith("dnsmos") else "" for k, _, d in COLUMNS) + " |")
 
