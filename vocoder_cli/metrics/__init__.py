@@ -1,5 +1,5 @@
-"""Speech-quality metrics behind one registry: reference (PESQ, STOI), signal (M-STFT, MCD, pitch,
-SI-SDR, LSD) and neural (DNSMOS, WV-MOS); the runner scores batches of files in parallel."""
+"""Speech-quality metrics behind one registry: reference (PESQ, STOI), signal (M-STFT, MCD, SI-SDR,
+LSD) and neural (pitch with CREPE, DNSMOS, WV-MOS); the runner scores batches of files in parallel."""
 
 from vocoder_cli.metrics.base import Metric, MetricError, MissingExtraError
 from vocoder_cli.metrics.pairing import Pair, pair_paths, parse_pairs
