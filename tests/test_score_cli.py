@@ -171,3 +171,33 @@ def test_rate_option_moves_the_signal_metrics_and_the_summary_says_so(folders: P
                          ("mstft=100", "expected 8000..384000 Hz"), ("lsd=16000", "lsd is not among")):
         result = score(*args, "--rate", bad)
         assert result.exit_code == 2 and message in " ".join(result.stderr.split()), (bad, result.stderr)
+
+
+def test_unaligned_pairs_get_mcd_after_full_dtw(tmp_path: Path) -> None:
+    """TTS output against the recording of the same text: different lengths, so the aligned metrics refuse
+    the pair, while `--unaligned` gives MCD after an unconstrained DTW, lower for the same speech said more
+    slowly than for other speech of the same length."""
+    speech = demo_speech(SR)
+    ref = speech[: 2 * SR]
+    cut = [0, int(0.6 * SR), int(1.3 * SR), ref.size]  # said more slowly: two 0.15 s stretches repeated
+    back = int(0.15 * SR)
+    stretched = np.concatenate([ref[cut[0] : cut[1]], ref[cut[1] - back : cut[2]], ref[cut[2] - back :]])
+    other = speech[3 * SR : 3 * SR + stretched.size]
+    write(tmp_path / "ref" / "a.wav", ref, SR)
+    write(tmp_path / "same" / "a.wav", stretched, SR)
+    write(tmp_path / "other" / "a.wav", other, SR)
+
+    refused = score(str(tmp_path / "ref"), str(tmp_path / "same"), "-m", "mcd", "-f", "json", "--per-file", "-q")
+    assert refused.exit_code == 1 and "length mismatch" in json.loads(refused.stdout)["files"][0]["error"]
+
+    def mcd_dtw(gen: str) -> float:
+        result = score(str(tmp_path / "ref"), str(tmp_path / gen), "-m", "mcd", "--unaligned", "-f", "json", "-q")
+        assert result.exit_code == 0, result.output
+        summary = json.loads(result.stdout)["summary"]
+        assert set(summary) == {"mcd_dtw"}  # no frame-aligned MCD without alignment
+        return summary["mcd_dtw"]["mean"]
+
+    same, other_speech = mcd_dtw("same"), mcd_dtw("other")
+    assert 0.0 < same < 0.6 * other_speech, (same, other_speech)
+    usage = score(str(tmp_path / "ref"), str(tmp_path / "same"), "-m", "pesq,mcd", "--unaligned")
+    assert usage.exit_code == 2 and "'pesq' compares aligned signals" in usage.stderr

@@ -21,6 +21,7 @@ from vocoder_cli.audio import atomic_write_bytes
 from vocoder_cli.cli.common import EXIT_PARTIAL_FAILURE, err_console, fail, progress_bar, resolve_device, user_errors
 from vocoder_cli.errors import VocoderError
 from vocoder_cli.metrics import Metric, Pair, ScoreRun, pair_paths, parse_metrics, parse_pairs, score_pairs
+from vocoder_cli.metrics.registry import for_unaligned_pairs
 from vocoder_cli.metrics.report import RENDERERS, summary_rows
 
 MAX_LISTED_FAILURES = 20
@@ -170,6 +171,10 @@ def score(
         "Every file is resampled to it, so mixed rates compare. PESQ, STOI, DNSMOS, WV-MOS and pitch keep "
         "their standard's rate.",
     ),
+    unaligned: bool = typer.Option(
+        False, "--unaligned", help="References and outputs are not time-aligned (TTS output vs the recording): "
+        "no length check; mcd becomes MCD after unconstrained DTW; only mcd and reference-free metrics.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Score generated audio against references (PESQ, STOI, ...) or on its own (DNSMOS, WV-MOS)."""
@@ -179,6 +184,8 @@ def score(
         if not chosen:
             raise fail("no usable metric (see the warnings above)")
         chosen = _apply_rates(chosen, rate)
+        if unaligned:
+            chosen = for_unaligned_pairs(chosen)
         neural = any(m.neural for m in chosen)
         stages = int(any(not m.neural for m in chosen)) + sum(m.neural for m in chosen)  # one pass per neural metric
         with progress_bar(quiet) as progress:

@@ -60,6 +60,7 @@ class Metric:
     compute: Callable[..., Scores] = field(repr=False)
     neural: bool = False  # batched on a device in the main process instead of the CPU pool
     rate_adjustable: bool = False  # --rate may change it (signal metrics); fixed by a standard/model otherwise
+    aligned: bool = True  # paired metrics: the two signals are trimmed to one length first (False: not)
 
     @property
     def rate(self) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from vocoder_cli.errors import ConfigError
 from vocoder_cli.metrics import dnsmos, reference, signal
 from vocoder_cli.metrics.base import DEFAULT_SIGNAL_RATE, Metric
@@ -67,3 +69,23 @@ def parse_metrics(spec: str) -> list[Metric]:
 
 def get_metric(name: str) -> Metric:
     return parse_metrics(name)[0]
+
+
+def for_unaligned_pairs(metrics: list[Metric]) -> list[Metric]:
+    """The metrics to use when references and outputs are not time-aligned (TTS output against the
+    recording of the same text): reference-free metrics as they are, ``mcd`` as MCD after an
+    unconstrained DTW (key ``mcd_dtw`` only); any other paired metric is a ConfigError."""
+    chosen = []
+    for metric in metrics:
+        if not metric.paired:
+            chosen.append(metric)
+        elif metric.name == "mcd":
+            chosen.append(replace(metric, keys=("mcd_dtw",), compute=signal.mcd_unaligned, aligned=False,
+                                  description="mel-cepstral distortion in dB after unconstrained DTW (unaligned pairs)"))
+        else:
+            raise ConfigError(
+                f"metric {metric.name!r} compares aligned signals sample by sample or frame by frame; with "
+                "--unaligned use mcd (DTW) and the reference-free metrics (dnsmos, wvmos)"
+            )
+    return chosen
+

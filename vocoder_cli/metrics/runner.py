@@ -163,6 +163,26 @@ def _score_at_rates(metrics: Sequence[Metric], result: FileResult, at_rate: _AtR
         _run_metric(metric, result, *signals, metric.rate)
 
 
+def _score_paired(
+    metrics: Sequence[Metric], result: FileResult, ref: np.ndarray, gen: np.ndarray, sr: int, hop_seconds: float
+) -> None:
+    """Unaligned metrics (``aligned=False``: MCD-DTW of TTS output) see both signals whole; the others see
+    them trimmed to one length, after the length check."""
+    unaligned = [m for m in metrics if not m.aligned]
+    aligned = [m for m in metrics if m.aligned]
+    _score_at_rates(unaligned, result, _AtRate((ref, gen), sr))
+    if not aligned:
+        return
+    try:
+        if warning := length_check(ref.size, gen.size, sr, hop_seconds):
+            result.warnings.append(warning)
+        ref, gen = align(ref, gen, sr, hop_seconds)
+    except MetricError as exc:
+        _fail(result, aligned, exc.reason)
+    else:
+        _score_at_rates(aligned, result, _AtRate((ref, gen), sr))
+
+
 def score_file(pair: Pair, metrics: Sequence[Metric], hop_seconds: float = HOP_SECONDS) -> FileResult:
     """All per-file (non-neural) metrics of one pair, each at its own declared rate (``metric.rate``).
 
@@ -189,13 +209,10 @@ def score_file(pair: Pair, metrics: Sequence[Metric], hop_seconds: float = HOP_S
                 result.warnings.append(warning)
             with library_errors("soxr"):
                 gen_at_ref = resample(gen, sr, ref_sr)
-            if warning := length_check(ref.size, gen_at_ref.size, ref_sr, hop_seconds):
-                result.warnings.append(warning)
-            ref, gen_at_ref = align(ref, gen_at_ref, ref_sr, hop_seconds)
         except MetricError as exc:
             _fail(result, paired, exc.reason)
         else:
-            _score_at_rates(paired, result, _AtRate((ref, gen_at_ref), ref_sr))
+            _score_paired(paired, result, ref, gen_at_ref, ref_sr, hop_seconds)
     _score_at_rates(free, result, _AtRate((gen,), sr))
     return result
 

@@ -254,3 +254,17 @@ def mcd(ref: np.ndarray, gen: np.ndarray, sr: int) -> Scores:
     plain = MCD_CONST * np.sqrt(np.sum((mc_ref[:frames] - mc_gen[:frames]) ** 2, axis=-1))
     total, steps = banded_dtw(mc_ref, mc_gen, int(round(DTW_BAND_SECONDS * 1000 / FRAME_PERIOD_MS)))
     return {"mcd": float(plain.mean()), "mcd_dtw": float(MCD_CONST * total / steps)}
+
+
+def mcd_unaligned(ref: np.ndarray, gen: np.ndarray, sr: int) -> Scores:
+    """MCD after an unconstrained DTW, for pairs of different lengths (TTS output against a recording).
+
+    No frame-aligned ``mcd``: it means nothing without alignment. The band spans the whole longer signal,
+    so time grows with the product of the two lengths (memory stays linear): meant for utterances."""
+    for wav, what in ((ref, "reference"), (gen, "generated audio")):
+        require_signal(wav, what)
+        require_length(wav, int(MCD_MIN_SECONDS * sr), sr, "MCD")
+    mc_ref = world_mel_cepstra(ref.astype(np.float64), sr)[:, 1:]
+    mc_gen = world_mel_cepstra(gen.astype(np.float64), sr)[:, 1:]
+    total, steps = banded_dtw(mc_ref, mc_gen, max(len(mc_ref), len(mc_gen)))
+    return {"mcd_dtw": float(MCD_CONST * total / steps)}
