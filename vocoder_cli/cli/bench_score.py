@@ -42,8 +42,8 @@ def bench_score(
         for r in results:
             typer.echo(json.dumps({
                 "metrics": [m.name for m in chosen], "workers": r.workers, "files": r.files,
-                "audio_seconds": round(r.audio_seconds, 3), "wall_seconds": round(r.wall_seconds, 3),
-                "files_per_second": round(r.files_per_second, 3),
+                "audio_seconds": round(r.audio_seconds, 3), "wall_seconds": round(r.wall_seconds, 6),
+                "files_per_second": round(r.files_per_second, 6),
                 "x_real_time": round(r.audio_seconds / r.wall_seconds, 2),
                 "speed_up": round(base / r.wall_seconds, 3), "failures": r.failures,
             }))
