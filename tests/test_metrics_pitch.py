@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import requires_data
+from tests.conftest import require_module, requires_data
 from tests.helpers import write
 from vocoder_cli.metrics.base import MetricError
 from vocoder_cli.metrics.pairing import pair_paths
@@ -58,7 +58,7 @@ def test_bin_mapping() -> None:
 def test_viterbi_matches_librosa() -> None:
     """Dense search on any input, and the +-11-bin band decode() uses on CREPE-like input (a softmax of
     activations in (0, 1), bins outside 50-550 Hz masked), give librosa's path."""
-    librosa = pytest.importorskip("librosa")
+    librosa = require_module("librosa", "test")
     idx = np.arange(360)
     transition = np.maximum(12 - np.abs(idx[None, :] - idx[:, None]), 0).astype(np.float64)
     transition /= transition.sum(axis=1, keepdims=True)
@@ -96,7 +96,7 @@ def test_frames_are_normalised_per_frame(rng: np.random.Generator) -> None:
 
 def test_loudness_matches_librosa_recipe(rng: np.random.Generator) -> None:
     """torchcrepe's a_weighted loudness, rebuilt from librosa's own functions."""
-    librosa = pytest.importorskip("librosa")
+    librosa = require_module("librosa", "test")
     audio = np.concatenate([0.3 * rng.standard_normal(8000), 1e-4 * rng.standard_normal(8000)]).astype(np.float32)
     spec = librosa.stft(audio, n_fft=WINDOW, hop_length=HOP, win_length=WINDOW, center=False)
     with np.errstate(divide="ignore"):  # log10(0) at 0 Hz, floored at -80 dB as torchcrepe expects

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from tests.helpers import tiny_weights
 from vocoder_cli.cli.app import app
 from vocoder_cli.mel import MelConfig
+from tests.conftest import skip_unless_ci
 from vocoder_cli.tts.espeak import Espeak, EspeakUnavailable
 from vocoder_cli.tts.tacotron2 import Tacotron2, Tacotron2Config
 
@@ -27,7 +28,7 @@ SR = 22050
 try:
     Espeak()
 except EspeakUnavailable as exc:  # pragma: no cover - the test extra installs espeakng-loader
-    pytest.skip(f"eSpeak NG unavailable: {exc}", allow_module_level=True)
+    skip_unless_ci(f"eSpeak NG unavailable: {exc}")
 
 
 @pytest.fixture(autouse=True, scope="module")

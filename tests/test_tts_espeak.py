@@ -9,13 +9,14 @@ import torch
 from vocoder_cli.errors import ConfigError, TextError
 from vocoder_cli.mel import MelConfig, MelSpectrogram, mel_preset
 from vocoder_cli.tts.base import LoadOptions
+from tests.conftest import skip_unless_ci
 from vocoder_cli.tts.espeak import Espeak, EspeakAcoustic, EspeakUnavailable
 from vocoder_cli.tts.registry import load_acoustic
 
 try:
     Espeak()
 except EspeakUnavailable as exc:  # pragma: no cover - the test extra installs espeakng-loader
-    pytest.skip(f"eSpeak NG unavailable: {exc}", allow_module_level=True)
+    skip_unless_ci(f"eSpeak NG unavailable: {exc}")
 
 
 def test_espeak_speaks_at_its_native_rate() -> None:
