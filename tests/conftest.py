@@ -98,3 +98,15 @@ def package_index() -> None:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(message + " -- CI must reach it")
     pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():  # type: ignore[no-untyped-def]
+    """Tacotron2 decodes step by step with tiny ops: two OpenMP threads on a busy 2-core machine (or under
+    pytest -n 2) spin-wait and run ~40x slower than one. Results do not depend on it."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import re
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -31,14 +30,7 @@ except EspeakUnavailable as exc:  # pragma: no cover - the test extra installs e
     skip_unless_ci(f"eSpeak NG unavailable: {exc}")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Tacotron2 decodes step by step with tiny ops: two OpenMP threads on a busy 2-core machine (or under
-    pytest -n 2) spin-wait and run ~40x slower than one. Results do not depend on it."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -33,14 +33,7 @@ from vocoder_cli.tts.tacotron2_lj import (
 from vocoder_cli.weights import registry
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Tacotron2 decodes step by step with tiny ops: two OpenMP threads on a busy 2-core machine (or under
-    pytest -n 2) spin-wait and run ~40x slower than one. Results do not depend on it."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 FIXTURE = Path(__file__).parent / "data" / "tacotron2_tiny_torchaudio.safetensors"
