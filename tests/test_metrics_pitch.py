@@ -204,6 +204,23 @@ def test_a_clip_against_itself(tiny_tracker: PitchTracker, speech_22k: tuple[np.
 
 
 @pytest.mark.network
+def test_track_cache_returns_the_computed_tracks_without_running_crepe(tiny_path: Path, tmp_path: Path) -> None:
+    tracker = PitchTracker.load(tiny_path, cache_dir=tmp_path)
+    a, b = harmonic_glide(0.5, 150.0, 250.0), harmonic_glide(0.5, 200.0, 120.0)
+    first = tracker.tracks([a, b], SR)
+    assert len(list(tmp_path.glob("*/*.npz"))) == 2
+    tracker.model = None  # a cache miss would now fail: every track below must come from disk
+    again = tracker.tracks([b, a], SR)
+    for cached, computed in zip(again, reversed(first)):
+        np.testing.assert_array_equal(cached.pitch, computed.pitch)
+        np.testing.assert_array_equal(cached.periodicity, computed.periodicity)
+    with pytest.raises(AttributeError):  # other samples (or another rate) are a different key
+        tracker.tracks([a[:-1]], SR)
+    with pytest.raises(AttributeError):
+        tracker.tracks([a], 16_000)
+
+
+@pytest.mark.network
 def test_fifty_cents_higher(tracker: PitchTracker) -> None:
     ref = harmonic_glide(1.0, 140.0, 280.0)
     gen = harmonic_glide(1.0, 140.0, 280.0, cents=50.0)

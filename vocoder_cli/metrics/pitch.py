@@ -14,7 +14,9 @@ docs/metrics.md lists the constants, why, and where we differ (no random dither,
 
 from __future__ import annotations
 
+import hashlib
 import os
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,21 +153,80 @@ def _to_frames(values: torch.Tensor, frames: int) -> torch.Tensor:
     return F.interpolate(values[None, None], size=frames, mode="linear", align_corners=False)[0, 0]
 
 
+def track_cache_dir() -> Path:
+    """Where finished pitch tracks are kept: ``<data dir>/cache/pitch`` (``VOCODER_DATA_DIR`` moves it)."""
+    from vocoder_cli.weights.cache import data_dir
+
+    return data_dir() / "cache" / "pitch"
+
+
+class TrackCache:
+    """Finished tracks on disk, keyed by the CREPE weights' sha256, the sample rate and the exact
+    samples, so scoring several vocoders against the same references runs CREPE on each reference once
+    (and re-scoring unchanged outputs costs nothing). A track is ~1.4 kB per second of audio; delete
+    the folder to reclaim it. A cache that cannot be written is skipped, never an error."""
+
+    def __init__(self, folder: Path, weights: str | os.PathLike[str]) -> None:
+        self.folder = folder
+        digest = hashlib.sha256()
+        with open(weights, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        self.model_key = digest.hexdigest()
+
+    def _path(self, wav: np.ndarray, sr: int) -> Path:
+        key = hashlib.sha256(f"{self.model_key}:{sr}:{HOP}:{FMIN}:{FMAX}:".encode())
+        key.update(np.ascontiguousarray(wav, dtype=np.float32).tobytes())
+        name = key.hexdigest()
+        return self.folder / name[:2] / f"{name}.npz"
+
+    def get(self, wav: np.ndarray, sr: int) -> PitchTrack | None:
+        try:
+            with np.load(self._path(wav, sr)) as data:
+                return PitchTrack(pitch=data["pitch"], periodicity=data["periodicity"])
+        except (OSError, KeyError, ValueError):
+            return None
+
+    def put(self, wav: np.ndarray, sr: int, track: PitchTrack) -> None:
+        path = self._path(wav, sr)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, pitch=track.pitch, periodicity=track.periodicity)
+            os.replace(tmp, path)
+        except OSError:
+            return
+
+
 class PitchTracker:
     """CREPE loaded once, applied with CARGAN's recipe. Frames of several signals go through the
-    network together (``batch_frames`` per forward pass) on the model's device."""
+    network together (``batch_frames`` per forward pass) on the model's device; with a ``cache``,
+    tracks already computed for the same samples are read back instead."""
 
-    def __init__(self, model: Crepe, batch_frames: int = 512) -> None:
+    def __init__(self, model: Crepe, batch_frames: int = 512, cache: TrackCache | None = None) -> None:
         self.model = model
         self.batch_frames = batch_frames
+        self.cache = cache
 
     @classmethod
     def load(cls, weights: str | os.PathLike[str], device: str | torch.device = "cpu",
-             batch_frames: int = 512) -> PitchTracker:
-        return cls(load_crepe(weights, device), batch_frames)
+             batch_frames: int = 512, cache_dir: Path | None = None) -> PitchTracker:
+        cache = TrackCache(cache_dir, weights) if cache_dir is not None else None
+        return cls(load_crepe(weights, device), batch_frames, cache)
 
     def tracks(self, wavs: Sequence[np.ndarray], sr: int) -> list[PitchTrack]:
         """Signals at ``sr`` -> their tracks (each signal on its own frame grid)."""
+        if self.cache is None:
+            return self._compute(wavs, sr)
+        found = [self.cache.get(w, sr) for w in wavs]
+        missing = [i for i, track in enumerate(found) if track is None]
+        for i, track in zip(missing, self._compute([wavs[i] for i in missing], sr) if missing else []):
+            self.cache.put(wavs[i], sr, track)
+            found[i] = track
+        return [track for track in found if track is not None]
+
+    def _compute(self, wavs: Sequence[np.ndarray], sr: int) -> list[PitchTrack]:
         padded = [prepare(w, sr) for w in wavs]
         frames = [frame(torch.from_numpy(p), HOP) for p in padded]
         probs = activations(self.model, torch.cat(frames), self.batch_frames).float().cpu()
