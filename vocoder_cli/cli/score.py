@@ -1,7 +1,7 @@
 """`vocoder score`: speech-quality metrics over files, folders or a pairs list.
 
     vocoder score REF GEN --metrics pesq,stoi,wvmos     paired (matched by relative path without extension)
-    vocoder score GEN --metrics dnsmos,wvmos            reference-free
+    vocoder score GEN --metrics dnsmos,wvmos            reference-free (also nisqa, nisqa-tts)
     vocoder score --pairs pairs.tsv --metrics all       ref<TAB>gen lines (``-`` reads stdin)
 """
 
@@ -58,8 +58,10 @@ def _pairs(paths: list[Path], pairs_file: Optional[str]) -> tuple[list[Pair], bo
 def _choose_metrics(spec: str, have_ref: bool, wvmos_ckpt: Optional[str]) -> list[Metric]:
     """Explicit names must all be usable; ``all`` keeps what this install and these inputs allow."""
     from vocoder_cli.metrics.base import MissingExtraError
+    from vocoder_cli.metrics.nisqa import MODELS as NISQA_MODELS
     from vocoder_cli.metrics.pitch import crepe_weights
     from vocoder_cli.metrics.wvmos import find_checkpoint
+    from vocoder_cli.weights.resolve import resolve_weights
 
     metrics = parse_metrics(spec)
     wants_all = "all" in [n.strip().lower() for n in spec.split(",")]
@@ -78,6 +80,8 @@ def _choose_metrics(spec: str, have_ref: bool, wvmos_ckpt: Optional[str]) -> lis
                 find_checkpoint(wvmos_ckpt)
             if metric.name == "pitch":  # pulls CREPE once if missing; offline without it: skip
                 crepe_weights(notify=lambda line: err_console.print(line, soft_wrap=True, markup=False))
+            if metric.name in NISQA_MODELS:  # `all` never downloads the non-commercial NISQA weights itself
+                resolve_weights(NISQA_MODELS[metric.name][0])
         except (MissingExtraError, VocoderError) as exc:
             err_console.print(f"[yellow]skipping {metric.name}:[/] {exc}", soft_wrap=True)
             continue
@@ -155,7 +159,8 @@ def score(
     paths: Optional[list[Path]] = typer.Argument(None, help="REF GEN (files or folders), or GEN alone."),
     metrics: Optional[str] = typer.Option(
         None, "--metrics", "-m",
-        help="Comma-separated: pesq, pesq-nb, stoi, estoi, mstft, mcd, pitch, sisdr, lsd, dnsmos, wvmos, or all. "
+        help="Comma-separated: pesq, pesq-nb, stoi, estoi, mstft, mcd, pitch, sisdr, lsd, dnsmos, wvmos, nisqa, "
+        "nisqa-tts, or all (all skips NISQA until `vocoder weights pull nisqa` / `nisqa-tts`). "
         "Default: pesq,stoi,estoi with references, dnsmos without.",
     ),
     pairs_file: Optional[str] = typer.Option(None, "--pairs", help="File of ref<TAB>gen lines ('-' = stdin)."),
@@ -164,12 +169,12 @@ def score(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the result here instead of stdout."),
     workers: Optional[int] = typer.Option(None, "--workers", "-j", min=1, help="CPU processes (default: all cores)."),
     device: str = typer.Option("auto", "--device", help="For neural metrics: auto, cpu or cuda."),
-    batch_size: int = typer.Option(8, "--batch-size", min=1, help="WV-MOS clips per forward pass."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="WV-MOS / NISQA clips per forward pass."),
     wvmos_ckpt: Optional[str] = typer.Option(None, "--wvmos-ckpt", help="WV-MOS checkpoint (default: weights cache)."),
     rate: Optional[str] = typer.Option(
         None, "--rate", help="Rate of mstft, mcd, sisdr and lsd (default 22050): HZ for all, or NAME=HZ,... "
         "Every file is resampled to it, so mixed rates compare. PESQ, STOI, DNSMOS, WV-MOS and pitch keep "
-        "their standard's rate.",
+        "their standard's rate; NISQA analyses each file at its own rate, as its model defines.",
     ),
     unaligned: bool = typer.Option(
         False, "--unaligned", help="References and outputs are not time-aligned (TTS output vs the recording): "
@@ -177,7 +182,7 @@ def score(
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Score generated audio against references (PESQ, STOI, ...) or on its own (DNSMOS, WV-MOS)."""
+    """Score generated audio against references (PESQ, STOI, ...) or on its own (DNSMOS, WV-MOS, NISQA)."""
     with user_errors():
         pairs, have_ref = _pairs(list(paths or []), pairs_file)
         chosen = _choose_metrics(metrics or ("pesq,stoi,estoi" if have_ref else "dnsmos"), have_ref, wvmos_ckpt)

@@ -61,6 +61,7 @@ class Metric:
     neural: bool = False  # batched on a device in the main process instead of the CPU pool
     rate_adjustable: bool = False  # --rate may change it (signal metrics); fixed by a standard/model otherwise
     aligned: bool = True  # paired metrics: the two signals are trimmed to one length first (False: not)
+    native_rate: bool = False  # computed at each file's own rate (NISQA): ``sample_rate`` is then unused
 
     @property
     def rate(self) -> int:
@@ -69,6 +70,9 @@ class Metric:
 
     def at_rate(self, rate: int) -> Metric:
         """This metric computed at ``rate`` (only where the rate is not fixed by a standard or model)."""
+        if self.native_rate:
+            raise ConfigError(f"{self.name} is computed at each file's own rate, as its model defines; "
+                              "--rate does not apply")
         if rate == self.rate:
             return self
         if not self.rate_adjustable:
@@ -96,7 +100,7 @@ class Metric:
             "paired": self.paired,
             "library": self.library,
             "version": library_version(self.library),
-            "sample_rate": self.rate,
+            "sample_rate": "native" if self.native_rate else self.rate,
             "description": self.description,
         }
 

@@ -12,7 +12,7 @@ _NO_COMPUTE = None  # neural metrics are computed by the runner in batches, not 
 
 
 def _batched_placeholder(*_: object) -> dict[str, float]:  # pragma: no cover - never called per file
-    raise RuntimeError("neural metrics (wvmos, pitch) are computed in batches by the runner")
+    raise RuntimeError("neural metrics (wvmos, pitch, nisqa) are computed in batches by the runner")
 
 
 METRICS: dict[str, Metric] = {
@@ -44,10 +44,19 @@ METRICS: dict[str, Metric] = {
                "DNSMOS P.835 (SIG, BAK, OVRL) and P.808 (1-5)", dnsmos.dnsmos_score),
         Metric("wvmos", ("wvmos",), False, "wvmos", ("transformers",), "transformers", 16_000,
                "WV-MOS: wav2vec2-base + MOS head (zenodo 6201162)", _batched_placeholder, neural=True),
+        # NISQA runs on torch alone (our own network and front end): no extra to install.
+        Metric("nisqa", ("nisqa_mos", "nisqa_noi", "nisqa_col", "nisqa_dis", "nisqa_loud"), False, "metrics", (),
+               "vocoder", None, "NISQA v2.0 speech quality: MOS, noisiness, coloration, discontinuity, loudness "
+               "(1-5; weights CC BY-NC-SA 4.0)", _batched_placeholder, neural=True, native_rate=True),
+        Metric("nisqa-tts", ("nisqa_tts",), False, "metrics", (), "vocoder", None,
+               "NISQA-TTS v1.0 naturalness of synthetic speech (MOS 1-5; weights CC BY-NC-SA 4.0)",
+               _batched_placeholder, neural=True, native_rate=True),
     )
 }
 # Names accepted as aliases of a metric that computes several keys at once.
-ALIASES = {"f0": "pitch", "vuv": "pitch", "periodicity": "pitch", "mcd_dtw": "mcd", "pesq_nb": "pesq-nb"}
+ALIASES = {"f0": "pitch", "vuv": "pitch", "periodicity": "pitch", "mcd_dtw": "mcd", "pesq_nb": "pesq-nb",
+           "nisqa_tts": "nisqa-tts"}
+NISQA_METRICS = ("nisqa", "nisqa-tts")  # batched by the runner with their own weights (metrics/nisqa.py)
 
 
 def parse_metrics(spec: str) -> list[Metric]:
@@ -85,7 +94,7 @@ def for_unaligned_pairs(metrics: list[Metric]) -> list[Metric]:
         else:
             raise ConfigError(
                 f"metric {metric.name!r} compares aligned signals sample by sample or frame by frame; with "
-                "--unaligned use mcd (DTW) and the reference-free metrics (dnsmos, wvmos)"
+                "--unaligned use mcd (DTW) and the reference-free metrics (dnsmos, wvmos, nisqa, nisqa-tts)"
             )
     return chosen
 

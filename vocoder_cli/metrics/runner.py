@@ -8,7 +8,7 @@ import math
 import multiprocessing
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -19,9 +19,17 @@ import numpy as np
 
 from vocoder_cli.audio import load_audio, resample
 from vocoder_cli.errors import VocoderError
-from vocoder_cli.metrics.base import Metric, MetricError, clipping_warning, library_errors, require_length, require_signal
+from vocoder_cli.metrics.base import (
+    Metric,
+    MetricError,
+    Scores,
+    clipping_warning,
+    library_errors,
+    require_length,
+    require_signal,
+)
 from vocoder_cli.metrics.pairing import Pair
-from vocoder_cli.metrics.registry import METRICS
+from vocoder_cli.metrics.registry import METRICS, NISQA_METRICS
 from vocoder_cli.metrics.summary import Summary, summarise
 
 # A vocoder's output differs from its input by less than one hop: 256 samples at 22.05 kHz (11.6 ms).
@@ -130,6 +138,11 @@ def _run_metric(metric: Metric, result: FileResult, *args: Any) -> None:
         result.scores.update({k: None for k in metric.keys})
         result.errors.append(f"{metric.name}: {exc.reason}")
         return
+    _store(metric, result, values)
+
+
+def _store(metric: Metric, result: FileResult, values: Scores) -> None:
+    """A metric's values into the row; a missing or non-finite one is that key's failure."""
     for key in metric.keys:
         value = values.get(key)
         if value is None or not math.isfinite(value):
@@ -312,6 +325,54 @@ def _score_isolated(pair: Pair, metrics: Sequence[Metric], hop_seconds: float) -
             return result
 
 
+def score_reference_free(
+    pairs: Sequence[Pair],
+    results: Sequence[FileResult],
+    metric: Metric,
+    prepare: Callable[[np.ndarray, int], Any],
+    score: Callable[[list[Any]], list[Scores]],
+    library: str,
+    on_done: Callable[[FileResult], None] | None = None,
+) -> None:
+    """Add a batched reference-free neural metric (WV-MOS, NISQA) to each result.
+
+    ``prepare(wav, sr)`` turns one generated file (mono, at its own rate) into the model's input or raises
+    a MetricError (too short, ...); ``score(items)`` gives one ``{key: value}`` per item. Files go through
+    64 at a time (bounded memory); when ``library`` raises on a chunk, its files are scored one by one so
+    only the broken one fails."""
+    ready: list[tuple[FileResult, Any]] = []
+    for pair, result in zip(pairs, results):
+        try:
+            wav, sr = _load_signal(pair.gen, "generated")
+            ready.append((result, prepare(wav, sr)))
+        except MetricError as exc:
+            _fail(result, [metric], f"{metric.name}: {exc.reason}")
+            if on_done:
+                on_done(result)
+    for start in range(0, len(ready), 64):
+        chunk = ready[start : start + 64]
+        try:
+            with library_errors(library):
+                values: list[Scores | MetricError] = list(score([item for _, item in chunk]))
+        except MetricError:
+            values = [_score_alone(score, item, library) for _, item in chunk]
+        for (result, _), value in zip(chunk, values):
+            if isinstance(value, MetricError):
+                _fail(result, [metric], f"{metric.name}: {value.reason}")
+            else:
+                _store(metric, result, value)
+            if on_done:
+                on_done(result)
+
+
+def _score_alone(score: Callable[[list[Any]], list[Scores]], item: Any, library: str) -> Scores | MetricError:
+    try:
+        with library_errors(library):
+            return score([item])[0]
+    except MetricError as exc:
+        return exc
+
+
 def score_wvmos(
     pairs: Sequence[Pair],
     results: Sequence[FileResult],
@@ -321,49 +382,36 @@ def score_wvmos(
     encoder_config: Any | None = None,
     on_done: Callable[[FileResult], None] | None = None,
 ) -> None:
-    """Add ``wvmos`` to each result: files loaded at 16 kHz, scored in equal-length batches."""
+    """Add ``wvmos`` to each result: files resampled to 16 kHz, scored in equal-length batches."""
     from vocoder_cli.metrics.wvmos import WVMOS_RATE, find_checkpoint, load_wvmos, score_batch
 
     model = load_wvmos(find_checkpoint(checkpoint), device, encoder_config)
-    ready: list[tuple[FileResult, np.ndarray]] = []
-    for pair, result in zip(pairs, results):
-        try:
-            wav, sr = _load_signal(pair.gen, "generated")
-            require_length(wav, sr // 10, sr, "WV-MOS")
-            with library_errors("soxr"):
-                wav = resample(wav, sr, WVMOS_RATE)
-        except MetricError as exc:
-            result.scores["wvmos"] = None
-            result.errors.append(f"wvmos: {exc.reason}")
-            if on_done:
-                on_done(result)
-            continue
-        ready.append((result, wav))
-    for start in range(0, len(ready), 64):  # bounded memory: 64 files in flight
-        chunk = ready[start : start + 64]
-        try:
-            with library_errors("transformers"):
-                values: list[float | MetricError] = list(score_batch(model, [w for _, w in chunk], device, batch_size))
-        except MetricError:  # one clip broke the batch: score each alone, so only that one fails
-            values = [_wvmos_alone(model, wav, device) for _, wav in chunk]
-        for (result, _), value in zip(chunk, values):
-            if isinstance(value, MetricError):
-                result.scores["wvmos"] = None
-                result.errors.append(f"wvmos: {value.reason}")
-            else:
-                result.scores["wvmos"] = value
-            if on_done:
-                on_done(result)
+
+    def prepare(wav: np.ndarray, sr: int) -> np.ndarray:
+        require_length(wav, sr // 10, sr, "WV-MOS")
+        with library_errors("soxr"):
+            return resample(wav, sr, WVMOS_RATE)
+
+    def score(wavs: list[np.ndarray]) -> list[Scores]:
+        return [{"wvmos": value} for value in score_batch(model, wavs, device, batch_size)]
+
+    score_reference_free(pairs, results, METRICS["wvmos"], prepare, score, "transformers", on_done)
 
 
-def _wvmos_alone(model: Any, wav: np.ndarray, device: str) -> float | MetricError:
-    from vocoder_cli.metrics.wvmos import score_batch
+def score_nisqa(
+    pairs: Sequence[Pair],
+    results: Sequence[FileResult],
+    metric: Metric,
+    device: str,
+    weights: str | os.PathLike[str],
+    batch_size: int = 8,
+    on_done: Callable[[FileResult], None] | None = None,
+) -> None:
+    """Add ``nisqa`` or ``nisqa-tts`` (``metric``) to each result: each file at its own rate."""
+    from vocoder_cli.metrics.nisqa import NisqaScorer
 
-    try:
-        with library_errors("transformers"):
-            return score_batch(model, [wav], device, 1)[0]
-    except MetricError as exc:
-        return exc
+    scorer = NisqaScorer.load(metric.name, weights, device, batch_size)
+    score_reference_free(pairs, results, metric, scorer.prepare, scorer.score, "torch", on_done)
 
 
 def score_pitch(
@@ -378,9 +426,9 @@ def score_pitch(
     each pair's reference and generated frames through the network together."""
     from dataclasses import replace
 
-    from vocoder_cli.metrics.pitch import PitchTracker
+    from vocoder_cli.metrics.pitch import PitchTracker, track_cache_dir
 
-    tracker = PitchTracker.load(weights, device)
+    tracker = PitchTracker.load(weights, device, cache_dir=track_cache_dir())
     metric = replace(METRICS["pitch"], compute=tracker.score)
     for pair, result in zip(pairs, results):
         try:
@@ -412,11 +460,14 @@ def score_pairs(
     on_done: Callable[[FileResult], None] | None = None,
     crepe_weights: str | os.PathLike[str] | None = None,
     notify: Callable[[str], None] | None = None,
+    nisqa_checkpoints: Mapping[str, str | os.PathLike[str]] | None = None,
 ) -> ScoreRun:
     """Score every pair with every metric. Raises only for setup problems (missing extra/checkpoint).
 
     ``crepe_weights``: the CREPE state dict for ``pitch`` (default: the ``crepe-full`` weights entry,
-    pulled here once, before any scoring, if it is not cached; ``notify`` hears about that pull)."""
+    pulled here once, before any scoring, if it is not cached; ``notify`` hears about that pull).
+    ``nisqa_checkpoints``: metric name (``nisqa``, ``nisqa-tts``) -> checkpoint (default: the weights entry
+    of that name, pulled the same way)."""
     for metric in metrics:
         metric.check_installed()
     if any(m.name == "wvmos" for m in metrics):
@@ -428,9 +479,19 @@ def score_pairs(
         from vocoder_cli.metrics.pitch import crepe_weights as find_crepe
 
         crepe_path = find_crepe(crepe_weights, notify=notify)  # never in pool workers
+    nisqa_paths = {}
+    if any(m.name in NISQA_METRICS for m in metrics):
+        from vocoder_cli.metrics.nisqa import nisqa_weights
+
+        given = nisqa_checkpoints or {}
+        nisqa_paths = {m.name: nisqa_weights(m.name, given.get(m.name), notify=notify)
+                       for m in metrics if m.name in NISQA_METRICS}
     results = score_cpu(pairs, metrics, workers or default_workers(), hop_seconds, on_done)
     if any(m.name == "wvmos" for m in metrics):
         score_wvmos(pairs, results, device, wvmos_checkpoint, batch_size, on_done=on_done)
     if crepe_path is not None:
         score_pitch(pairs, results, device, crepe_path, hop_seconds, on_done=on_done)
+    for metric in metrics:
+        if metric.name in nisqa_paths:
+            score_nisqa(pairs, results, metric, device, nisqa_paths[metric.name], batch_size, on_done)
     return ScoreRun(list(metrics), list(results))

