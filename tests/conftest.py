@@ -50,6 +50,20 @@ def require_module(name: str, extra: str):  # type: ignore[no-untyped-def]
     return pytest.importorskip(name, reason=f"needs the [{extra}] extra ({name})")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache_dir(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """Derived files (ONNX exports of test weights, pitch tracks) go to a temp folder, never the user's
+    cache; CLI subprocesses inherit it. The weights cache (VOCODER_DATA_DIR) is left alone so real
+    weights pulled once are reused."""
+    old = os.environ.get("VOCODER_CACHE_DIR")
+    os.environ["VOCODER_CACHE_DIR"] = str(tmp_path_factory.mktemp("vocoder-cache"))
+    yield
+    if old is None:
+        os.environ.pop("VOCODER_CACHE_DIR", None)
+    else:
+        os.environ["VOCODER_CACHE_DIR"] = old
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     if not HAVE_DATA:

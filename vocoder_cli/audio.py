@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -29,42 +30,97 @@ def find_audio_files(root: Path, extensions: frozenset[str] = AUDIO_EXTENSIONS) 
     return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in extensions)
 
 
-def wav_truncation(path: str | Path) -> str | None:
-    """Why a RIFF/RF64 WAV file is cut short, or None: libsndfile silently returns the frames that are
-    there, so a half-copied file would pass as a shorter clip. The data chunk's declared size is
-    compared with the bytes the file holds; an "unknown" size (0 or 0xFFFFFFFF, as streaming writers
-    leave it) and other formats return None."""
+@dataclass(frozen=True)
+class WavShortfall:
+    """A WAV data chunk that is shorter than its header says: ``declared`` and ``held`` in frames
+    (or bytes when the format chunk gives no block size; ``unit`` says which)."""
+
+    declared: int
+    held: int
+    unit: str
+
+    @property
+    def missing(self) -> int:
+        return self.declared - self.held
+
+
+def wav_shortfall(source: str | Path | BinaryIO) -> WavShortfall | None:
+    """How much of a RIFF/RF64 WAV file is missing, or None when nothing is (or it is not a WAV).
+
+    libsndfile clamps the data chunk to the bytes present and reports only those frames (``sf.info``
+    included), so a half-copied file passes as a shorter clip; only the header's own size field tells.
+    An "unknown" size (0 or 0xFFFFFFFF, as streaming writers leave it) returns None. A file-like
+    ``source`` is read from its start and rewound.
+    """
     try:
-        with open(path, "rb") as handle:
-            head = handle.read(12)
-            if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
-                return None
-            total = os.fstat(handle.fileno()).st_size
-            block_align, data64 = 0, None
-            while True:
-                chunk = handle.read(8)
-                if len(chunk) < 8:
-                    return None  # no data chunk header at all: libsndfile reports that itself
-                kind, size = chunk[:4], int.from_bytes(chunk[4:], "little")
-                start = handle.tell()
-                if kind == b"fmt " and size >= 14:
-                    block_align = int.from_bytes(handle.read(14)[12:14], "little")
-                elif kind == b"ds64" and size >= 16:
-                    data64 = int.from_bytes(handle.read(16)[8:16], "little")
-                elif kind == b"data":
-                    declared = data64 if head[:4] == b"RF64" and size == 0xFFFFFFFF else size
-                    if declared in (None, 0, 0xFFFFFFFF):
-                        return None
-                    held = total - start
-                    if declared <= held:
-                        return None
-                    unit = block_align or 1
-                    what = "samples" if block_align else "bytes"
-                    return (f"truncated (the WAV header promises {declared // unit} {what}, "
-                            f"the file holds {held // unit})")
-                handle.seek(start + size + (size & 1))  # chunks are padded to even sizes
+        if isinstance(source, (str, Path)):
+            with open(source, "rb") as handle:
+                return _scan_wav(handle, os.fstat(handle.fileno()).st_size)
+        if not source.seekable():
+            return None
+        origin = source.tell()
+        try:
+            total = source.seek(0, io.SEEK_END)
+            source.seek(0)
+            return _scan_wav(source, total)
+        finally:
+            source.seek(origin)
     except OSError:
         return None  # unreadable files are reported by the decoder
+
+
+def _scan_wav(handle: BinaryIO, total: int) -> WavShortfall | None:
+    head = handle.read(12)
+    if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
+        return None
+    block_align, data64 = 0, None
+    while True:
+        chunk = handle.read(8)
+        if len(chunk) < 8:
+            return None  # no data chunk header at all: libsndfile reports that itself
+        kind, size = chunk[:4], int.from_bytes(chunk[4:], "little")
+        start = handle.tell()
+        if kind == b"fmt " and size >= 14:
+            block_align = int.from_bytes(handle.read(14)[12:14], "little")
+        elif kind == b"ds64" and size >= 16:
+            data64 = int.from_bytes(handle.read(16)[8:16], "little")
+        elif kind == b"data":
+            declared = data64 if head[:4] == b"RF64" and size == 0xFFFFFFFF else size
+            if declared in (None, 0, 0xFFFFFFFF):
+                return None
+            held = total - start
+            if declared <= held:
+                return None
+            unit = block_align or 1
+            return WavShortfall(declared // unit, held // unit, "samples" if block_align else "bytes")
+        handle.seek(start + size + (size & 1))  # chunks are padded to even sizes
+
+
+def wav_truncation(path: str | Path) -> str | None:
+    """Why a RIFF/RF64 WAV file is cut short (see :func:`wav_shortfall`), or None."""
+    short = wav_shortfall(path)
+    if short is None:
+        return None
+    return f"truncated (the WAV header promises {short.declared} {short.unit}, the file holds {short.held})"
+
+
+def truncation_warning(short: WavShortfall, sr: int) -> str:
+    """The per-file warning for a WAV that is shorter than its header (the output covers what is there)."""
+    seconds = f", {short.missing / sr:.3f} s" if short.unit == "samples" else ""
+    return (f"truncated WAV: the header promises {short.declared} {short.unit}, the file holds {short.held} "
+            f"({short.missing} {short.unit} missing{seconds}); vocoded what is there")
+
+
+def peak_warning(data: np.ndarray) -> str | None:
+    """A warning when decoded samples exceed full scale (only float files can), else None.
+
+    ``data`` is [T, channels] as decoded, before any downmix: what the file holds."""
+    peak = float(np.max(np.abs(data))) if data.size else 0.0
+    if not peak > 1.0:
+        return None
+    over = int(np.count_nonzero(np.abs(data) > 1.0))
+    return (f"samples exceed full scale: peak {peak:.3f} ({20 * np.log10(peak):+.1f} dBFS), "
+            f"{over} samples above 1.0; vocoded as they are (no clipping or normalising)")
 
 
 def resample(wav: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
@@ -92,15 +148,25 @@ def check_signal(wav: np.ndarray, name: str | Path | None) -> None:
         raise AudioError(name, f"signal contains {bad} NaN/inf samples")
 
 
-def load_audio(
+@dataclass(frozen=True)
+class LoadedAudio:
+    """A decoded input: ``wav`` float32 [T] mono at ``sr``, and what was wrong with the file but did not
+    stop it from being used (samples above full scale, a WAV shorter than its header), one line each."""
+
+    wav: np.ndarray
+    sr: int
+    warnings: tuple[str, ...] = ()
+
+
+def read_audio(
     source: str | Path | BinaryIO,
     target_sr: int | None = None,
     *,
     name: str | Path | None = None,
-) -> tuple[np.ndarray, int]:
-    """Read a file (or file-like), downmix to mono, check it and resample to ``target_sr``.
+) -> LoadedAudio:
+    """Read a file (or seekable file-like), downmix to mono, check it and resample to ``target_sr``.
 
-    Returns ``(wav, sr)`` with ``wav`` float32 of shape [T]; ``sr`` is ``target_sr`` when given.
+    Unusable input raises :class:`AudioError`; usable input with a problem comes back with warnings.
     """
     label = name if name is not None else (source if isinstance(source, (str, Path)) else None)
     if isinstance(source, (str, Path)):
@@ -109,19 +175,41 @@ def load_audio(
             raise AudioError(path, "file not found")
         if path.stat().st_size == 0:
             raise AudioError(path, "empty file (0 bytes)")
+    short = wav_shortfall(source)
     data, sr = _decode(source, label)
     wav = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     check_signal(wav, label)
+    warnings = [w for w in (peak_warning(data),) if w]
+    if short is not None:
+        warnings.append(truncation_warning(short, sr))
     if target_sr is not None and target_sr != sr:
         wav, sr = resample(wav, sr, target_sr), target_sr
-    return np.ascontiguousarray(wav, dtype=np.float32), sr
+    return LoadedAudio(np.ascontiguousarray(wav, dtype=np.float32), sr, tuple(warnings))
+
+
+def load_audio(
+    source: str | Path | BinaryIO,
+    target_sr: int | None = None,
+    *,
+    name: str | Path | None = None,
+) -> tuple[np.ndarray, int]:
+    """:func:`read_audio` without the warnings: ``(wav, sr)``, ``wav`` float32 [T], ``sr`` = ``target_sr``
+    when given."""
+    loaded = read_audio(source, target_sr, name=name)
+    return loaded.wav, loaded.sr
+
+
+def read_audio_bytes(data: bytes, target_sr: int | None = None, name: str = "<stdin>") -> LoadedAudio:
+    """Like :func:`read_audio` for an in-memory file (e.g. a WAV read from stdin)."""
+    if not data:
+        raise AudioError(name, "empty input (0 bytes)")
+    return read_audio(io.BytesIO(data), target_sr, name=name)
 
 
 def load_audio_bytes(data: bytes, target_sr: int | None = None, name: str = "<stdin>") -> tuple[np.ndarray, int]:
     """Like :func:`load_audio` for an in-memory file (e.g. a WAV read from stdin)."""
-    if not data:
-        raise AudioError(name, "empty input (0 bytes)")
-    return load_audio(io.BytesIO(data), target_sr, name=name)
+    loaded = read_audio_bytes(data, target_sr, name)
+    return loaded.wav, loaded.sr
 
 
 def to_pcm16(wav: np.ndarray) -> np.ndarray:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from vocoder_cli.errors import ConfigError
 from vocoder_cli.inference import EngineOptions, Synthesizer, Vocoder, receptive_field_frames
 from vocoder_cli.mel import MelConfig
-from vocoder_cli.models import Generator, generator_preset
+from vocoder_cli.models import Generator, GeneratorConfig, generator_preset
 
 
 @dataclass(frozen=True)
@@ -30,12 +33,35 @@ class SynthBenchResult:
         return self.audio_seconds / self.wall_seconds
 
 
-def preset_vocoder(name: str, mel: MelConfig | None = None) -> Vocoder:
-    """A randomly initialised preset generator: speed does not depend on the weights' values."""
+def preset_vocoder(name: str, mel: MelConfig | None = None, backend: str = "torch") -> Vocoder:
+    """A randomly initialised preset generator: speed does not depend on the weights' values.
+
+    ``backend`` onnx exports it to a temporary ONNX file first (random weights are not cached)."""
     mel = mel or MelConfig()
     cfg = generator_preset(name)
     torch.manual_seed(0)
-    return Vocoder(Generator(cfg).eval(), mel, name, receptive_field_frames(cfg) + 2)
+    generator = Generator(cfg).eval()
+    context = receptive_field_frames(cfg) + 2
+    if backend == "torch":
+        return Vocoder(generator, mel, name, context)
+    if backend != "onnx":
+        raise ConfigError(f"unknown backend {backend!r} for a preset: torch or onnx")
+    from vocoder_cli.backends.onnx import export_onnx, load_onnx
+
+    with tempfile.TemporaryDirectory(prefix="vocoder-bench-") as tmp:
+        export_onnx(generator, mel, Path(tmp) / f"{name}.onnx")
+        loaded = load_onnx(Path(tmp) / f"{name}.onnx")  # the session holds the model in memory
+    return Vocoder(loaded.generator, mel, name, context, backend="onnx")
+
+
+def parameter_count(vocoder: Vocoder) -> int:
+    """Generator parameters (for an ONNX model: those of the architecture in its config)."""
+    count = sum(p.numel() for p in vocoder.model.parameters())
+    cfg = getattr(vocoder.model, "cfg", None)
+    if count == 0 and isinstance(cfg, GeneratorConfig):
+        with torch.device("meta"):
+            count = sum(p.numel() for p in Generator(cfg).parameters())
+    return count
 
 
 def bench_synthesis(
@@ -62,5 +88,5 @@ def bench_synthesis(
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
-    params = sum(p.numel() for p in vocoder.model.parameters())
+    params = parameter_count(vocoder)
     return SynthBenchResult(vocoder.name, params, seconds * batch, float(np.median(times)))

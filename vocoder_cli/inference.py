@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from vocoder_cli.backends import choose_backend, onnx_exporter_available
+from vocoder_cli.backends.onnx import ACCURACY_BAR, cache_path, cached_export, is_onnx_path, load_onnx
 from vocoder_cli.errors import WeightsError
 from vocoder_cli.mel import MelConfig, MelSpectrogram, mel_preset
 from vocoder_cli.models.config import GeneratorConfig
@@ -48,6 +50,7 @@ class Vocoder:
     mel: MelConfig
     name: str
     context_frames: int
+    backend: str = "torch"  # torch | onnx (what runs ``model``)
 
     @property
     def hop_length(self) -> int:
@@ -60,12 +63,16 @@ def load_vocoder(
     *,
     offline: bool | None = None,
     notify: Callable[[str], None] | None = None,
+    backend: str = "torch",
 ) -> Vocoder:
-    """``griffin-lim`` (no weights), a weights file path, or a weights name (``default`` included).
+    """``griffin-lim`` (no weights), a weights file path (``.safetensors`` or our ``.onnx``), or a weights
+    name (``default`` included).
 
     A registered name missing from the cache is pulled first (``notify`` gets one line saying what and
     from where), unless offline mode is on (``offline=True`` or ``VOCODER_OFFLINE=1``): then it is an
-    error that gives the command to run.
+    error that gives the command to run. ``backend`` is torch, onnx or auto (see
+    :func:`vocoder_cli.backends.choose_backend`); safetensors weights on the onnx backend are exported
+    once to a cached ONNX file (``notify`` says so).
     """
     if weights == GRIFFIN_LIM:
         from vocoder_cli.griffinlim import GriffinLim
@@ -77,10 +84,34 @@ def load_vocoder(
 
     path = ensure_weights(weights, offline=offline, notify=notify)
     label = str(path) if Path(weights).expanduser().is_file() else canonical_name(weights)
+    if is_onnx_path(path):
+        if backend == "torch":
+            raise WeightsError(f"{path}: an ONNX model runs on the onnx backend only (--backend onnx or auto)")
+        return _onnx_vocoder(path, label, str(device))[0]
+    if choose_backend(backend, str(device)) == "onnx":
+        cached = cache_path(path)  # keyed by the weights' sha256, the opset and the ONNX Runtime version
+        exportable = cached.is_file() or onnx_exporter_available()
+        if choose_backend(backend, str(device), exportable=exportable) == "onnx":
+            if notify is not None and not cached.is_file():
+                notify(f"exporting {label} to ONNX for the onnx backend (once; cached in {cached.parent})")
+            vocoder, passed = _onnx_vocoder(cached_export(path, cached), label, str(device))
+            if choose_backend(backend, str(device), onnx_checked=passed) == "onnx":
+                return vocoder
     loaded = load_generator(path, device)
     if loaded.mel.center:
         raise WeightsError(f"{path}: generators trained on centred mels are not supported for synthesis")
     return Vocoder(loaded.generator, loaded.mel, label, receptive_field_frames(loaded.config) + 2)
+
+
+def _onnx_vocoder(path: Path, label: str, device: str) -> tuple[Vocoder, bool]:
+    """One of our ONNX files as a Vocoder, and whether its export passed the accuracy check."""
+    if not device.startswith("cpu"):
+        raise WeightsError(f"the onnx backend runs on the CPU, not {device}: use --backend torch there")
+    loaded = load_onnx(path)
+    if loaded.mel.center:
+        raise WeightsError(f"{path}: generators trained on centred mels are not supported for synthesis")
+    context = receptive_field_frames(loaded.config) + 2
+    return Vocoder(loaded.generator, loaded.mel, label, context, backend="onnx"), loaded.max_rel_error <= ACCURACY_BAR
 
 
 @dataclass(frozen=True)

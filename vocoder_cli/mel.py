@@ -178,8 +178,17 @@ class MelSpectrogram(nn.Module):
         pad = cfg.n_fft // 2 if cfg.center else (cfg.n_fft - cfg.hop_length) // 2
         if wav.shape[-1] <= pad:
             raise ValueError(f"signal of {wav.shape[-1]} samples is too short for the mel frontend (needs > {pad})")
-        window, _ = self._constants(wav.device, wav.dtype)
         padded = torch.nn.functional.pad(wav.unsqueeze(1), (pad, pad), mode="reflect").squeeze(1)
+        return self.framed_magnitude(padded)
+
+    def framed_magnitude(self, padded: torch.Tensor) -> torch.Tensor:
+        """Magnitude of an already padded signal [B, T] -> [B, n_fft//2+1, (T - n_fft) // hop + 1].
+
+        The streaming frontend pads the signal itself, block by block (vocoder_cli/streaming.py).
+        """
+        cfg = self.cfg
+        padded = padded.to(self.compute_dtype)
+        window, _ = self._constants(padded.device, padded.dtype)
         spec = torch.stft(
             padded,
             cfg.n_fft,
@@ -198,10 +207,17 @@ class MelSpectrogram(nn.Module):
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         with torch.autocast(device_type=wav.device.type, enabled=False):
-            mag = self.magnitude(wav)
-            _, basis = self._constants(mag.device, mag.dtype)
-            mel = torch.matmul(basis, mag)
-            return torch.log(torch.clamp(mel, min=self.cfg.log_floor)).float()
+            return self._log_mel(self.magnitude(wav))
+
+    def from_padded(self, padded: torch.Tensor) -> torch.Tensor:
+        """Log-mels [B, n_mels, frames] of an already padded signal [B, T] (see :meth:`framed_magnitude`)."""
+        with torch.autocast(device_type=padded.device.type, enabled=False):
+            return self._log_mel(self.framed_magnitude(padded))
+
+    def _log_mel(self, mag: torch.Tensor) -> torch.Tensor:
+        _, basis = self._constants(mag.device, mag.dtype)
+        mel = torch.matmul(basis, mag)
+        return torch.log(torch.clamp(mel, min=self.cfg.log_floor)).float()
 
 
 def check_mel_fits(mel: torch.Tensor, cfg: MelConfig, name: str = "mel") -> None:

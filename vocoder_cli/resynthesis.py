@@ -18,8 +18,8 @@ from vocoder_cli.audio import (
     AUDIO_EXTENSIONS,
     encode_wav,
     find_audio_files,
-    load_audio,
-    load_audio_bytes,
+    read_audio,
+    read_audio_bytes,
     resample,
     save_audio,
 )
@@ -49,11 +49,20 @@ class Failure:
     reason: str
 
 
+@dataclass(frozen=True)
+class InputWarning:
+    """Something wrong with an input that was still vocoded (e.g. samples above full scale)."""
+
+    source: str
+    reason: str
+
+
 @dataclass
 class Report:
     written: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
+    warnings: list[InputWarning] = field(default_factory=list)
     audio_seconds: float = 0.0
     wall_seconds: float = 0.0
 
@@ -155,20 +164,22 @@ class Resynthesizer:
         self.stdin = stdin
         self.sr = synth.vocoder.mel.sample_rate
 
-    def _mel_for(self, job: Job) -> torch.Tensor:
+    def _mel_for(self, job: Job) -> tuple[torch.Tensor, tuple[str, ...]]:
+        """The job's log-mel [n_mels, frames] and the input's warnings."""
         if self.options.from_mels:
             mel = load_mel_file(job.source)
             try:
                 check_mel_fits(mel, self.synth.vocoder.mel, name=job.source)
             except MelMismatchError as exc:
                 raise AudioError(job.source, str(exc).split(": ", 1)[-1]) from None
-            return mel
+            return mel, ()
         if job.source == STDIO:
-            wav, _ = load_audio_bytes(self.stdin or b"", self.sr)
+            loaded = read_audio_bytes(self.stdin or b"", self.sr)
         else:
-            wav, _ = load_audio(job.source, self.sr)
+            loaded = read_audio(job.source, self.sr)
+        wav = loaded.wav
         try:
-            return self.synth.mel(wav)
+            return self.synth.mel(wav), loaded.warnings
         except ValueError as exc:
             raise AudioError(job.label, f"too short ({wav.size} samples at {self.sr} Hz): {exc}") from None
 
@@ -202,11 +213,14 @@ class Resynthesizer:
             ready: list[tuple[Job, torch.Tensor]] = []
             for job in group:
                 try:
-                    ready.append((job, self._mel_for(job)))
+                    mel, warnings = self._mel_for(job)
                 except VocoderError as exc:
                     report.failures.append(Failure(job.label, getattr(exc, "reason", str(exc))))
                     if on_done:
                         on_done(job)
+                else:
+                    ready.append((job, mel))
+                    report.warnings.extend(InputWarning(job.label, w) for w in warnings)
             if not ready:
                 continue
             wavs = self.synth.synthesize([mel for _, mel in ready])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from vocoder_cli import __version__
-from vocoder_cli.cli import bench, prepare, resynth, score, train, tts, weights
+from vocoder_cli.cli import bench, export, prepare, report, resynth, score, train, tts, weights
 
 app = typer.Typer(
     name="vocoder",
@@ -35,7 +35,9 @@ app.add_typer(weights.app, name="weights")
 app.add_typer(prepare.app, name="prepare")
 app.command("train")(train.train)
 app.command("score")(score.score)
+app.command("report")(report.report)
 app.add_typer(bench.app, name="bench")
+app.add_typer(export.app, name="export")
 
 
 def main() -> None:

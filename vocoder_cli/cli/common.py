@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -32,7 +33,7 @@ err_console = Console(stderr=True, highlight=False)
 
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     """Print one red line to stderr and return the Exit to raise."""
-    err_console.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", markup=True, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -75,7 +76,12 @@ def download_bar(quiet: bool = False) -> Progress:
 
 WEIGHTS_HELP = (
     "Vocoder weights: a name (`vocoder weights list`; default = hifigan-universal-v1, pulled on first use), "
-    "a .safetensors path, or griffin-lim (no weights)."
+    "a .safetensors or exported .onnx path, or griffin-lim (no weights)."
+)
+BACKEND_HELP = (
+    "What runs the generator: torch, onnx (ONNX Runtime, CPU; safetensors weights are exported once to a "
+    "cached .onnx), or auto (onnx on the CPU when onnxruntime is installed and the export passed its "
+    "accuracy check, else torch)."
 )
 OFFLINE_HELP = "Never download: weights missing from the cache are an error (also VOCODER_OFFLINE=1)."
 

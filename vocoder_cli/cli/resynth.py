@@ -8,8 +8,10 @@ from typing import Optional
 
 import torch
 import typer
+from rich.markup import escape
 
 from vocoder_cli.cli.common import (
+    BACKEND_HELP,
     EXIT_PARTIAL_FAILURE,
     OFFLINE_HELP,
     WEIGHTS_HELP,
@@ -39,11 +41,32 @@ def resynth(
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Utterances per forward pass."),
     precision: str = typer.Option("fp32", "--precision", help="fp32, fp16 or bf16 (autocast, CUDA only)."),
+    backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for torch."),
     chunk_frames: int = typer.Option(2048, "--chunk-frames", min=64, help="Longer inputs are vocoded in chunks."),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Skip inputs whose output already exists."),
     float_output: bool = typer.Option(False, "--float", help="Write 32-bit float WAV instead of 16-bit PCM."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
+    stream: bool = typer.Option(
+        False, "--stream", help="Stream stdin to stdout as the audio arrives (`vocoder resynth - - --stream`)."
+    ),
+    raw_format: Optional[str] = typer.Option(
+        None,
+        "--raw-format",
+        help="With --stream: stdin is raw PCM ENCODING:RATE[:CHANNELS], e.g. s16le:22050, f32le:16000.",
+    ),
+    raw_output: bool = typer.Option(
+        False, "--raw-output", help="With --stream: write raw PCM (s16le, f32le with --float), no WAV header."
+    ),
+    chunk_ms: float = typer.Option(
+        40.0, "--chunk-ms", min=1.0, help="With --stream: audio per generator call (latency vs throughput)."
+    ),
+    lookahead_ms: Optional[float] = typer.Option(
+        None,
+        "--lookahead-ms",
+        min=0.0,
+        help="With --stream: future context; default the exact bound (~174 ms V1/V2, ~139 ms V3).",
+    ),
 ) -> None:
     """Vocode audio through the mel frontend and a vocoder, e.g. `vocoder resynth in/ out/`.
 
@@ -53,12 +76,14 @@ def resynth(
     if files_from is None and len(paths) < 2:
         raise fail("give at least one input and an output: vocoder resynth IN... OUT")
     *inputs, output = paths
+    if stream or raw_format or raw_output:
+        _check_stream_usage(inputs, output, stream, files_from, from_mels)
     stdin_bytes = None
     if files_from is not None:
         source = sys.stdin if files_from == STDIO else open(files_from, encoding="utf-8")  # noqa: SIM115
         with source:
             inputs += read_file_list(source)
-    elif STDIO in inputs:
+    elif STDIO in inputs and not stream:  # --stream reads stdin as it arrives instead
         if inputs != [STDIO]:
             raise fail("'-' (stdin) must be the only input")
         stdin_bytes = sys.stdin.buffer.read()
@@ -69,9 +94,17 @@ def resynth(
     device = resolve_device(device)
     with user_errors():
         jobs = plan_jobs(inputs, output, from_mels=from_mels)
-        vocoder = load_vocoder(weights, device, offline=offline or None, notify=notify_pull)
+        vocoder = load_vocoder(weights, device, offline=offline or None, notify=notify_pull, backend=backend)
         options = EngineOptions(batch_size=batch_size, chunk_frames=chunk_frames, precision=precision)
         synth = Synthesizer(vocoder, device, options)
+    if stream:
+        from vocoder_cli.cli.resynth_stream import run_stream
+
+        run_stream(
+            synth, raw_format=raw_format, raw_output=raw_output, chunk_ms=chunk_ms, lookahead_ms=lookahead_ms,
+            out_sr=out_sr, float_output=float_output, quiet=quiet,
+        )
+        return
     runner = Resynthesizer(
         synth,
         ResynthOptions(from_mels, out_sr, skip_existing, "FLOAT" if float_output else "PCM_16"),
@@ -83,20 +116,33 @@ def resynth(
     if payload is not None:
         sys.stdout.buffer.write(payload)
         sys.stdout.buffer.flush()
-    _render(report, vocoder.name, device, quiet)
+    _render(report, vocoder.name, f"{device} ({vocoder.backend})", quiet)
     if report.failures:
         raise typer.Exit(EXIT_PARTIAL_FAILURE)
 
 
+def _check_stream_usage(
+    inputs: list[str], output: str, stream: bool, files_from: Optional[str], from_mels: bool
+) -> None:
+    if not stream:
+        raise fail("--raw-format and --raw-output need --stream")
+    if inputs != [STDIO] or output != STDIO or files_from is not None or from_mels:
+        raise fail("--stream reads audio from stdin and writes to stdout: vocoder resynth - - --stream")
+
+
 def _render(report: Report, weights: str, device: str, quiet: bool) -> None:
+    for warning in report.warnings:
+        err_console.print(f"[yellow]warning[/] {escape(warning.source)}: {escape(warning.reason)}", soft_wrap=True)
     for failure in report.failures:
         err_console.print(f"[red]failed[/] {failure.source}: {failure.reason}", soft_wrap=True)
     if quiet:
         return
     skipped = f", {len(report.skipped)} skipped (exist)" if report.skipped else ""
+    warned = len({w.source for w in report.warnings})
+    warnings = f", [yellow]{warned} with warnings[/]" if warned else ""
     failed = f", [red]{len(report.failures)} failed[/]" if report.failures else ""
     err_console.print(
-        f"{len(report.written)} files written{skipped}{failed} | {report.audio_seconds:.1f} s audio in "
+        f"{len(report.written)} files written{skipped}{warnings}{failed} | {report.audio_seconds:.1f} s audio in "
         f"{report.wall_seconds:.1f} s | RTF {report.real_time_factor:.3f} | {Path(weights).name} on {device}",
         soft_wrap=True,
     )

@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from vocoder_cli.cli.common import (
+    BACKEND_HELP,
     EXIT_PARTIAL_FAILURE,
     OFFLINE_HELP,
     WEIGHTS_HELP,
@@ -82,6 +83,7 @@ def tts(
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Utterances per acoustic-model and vocoder pass."),
     seed: int = typer.Option(0, "--seed", help="Seed for models that sample (Tacotron2's prenet dropout)."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for torch."),
+    backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Skip items whose output already exists."),
     out_sr: Optional[int] = typer.Option(None, "--out-sr", help="Resample the output to this rate (Hz)."),
     float_output: bool = typer.Option(False, "--float", help="Write 32-bit float WAV instead of 16-bit PCM."),
@@ -112,7 +114,7 @@ def tts(
     device = resolve_device(device)
     with user_errors():
         jobs = plan_jobs(items, out, batch=batch, save_mels=save_mels)
-        vocoder = load_vocoder(weights, device, offline=offline or None, notify=notify_pull)
+        vocoder = load_vocoder(weights, device, offline=offline or None, notify=notify_pull, backend=backend)
         with download_bar(quiet) as bar:
             task: list[int] = []
 

@@ -154,10 +154,10 @@ def _to_frames(values: torch.Tensor, frames: int) -> torch.Tensor:
 
 
 def track_cache_dir() -> Path:
-    """Where finished pitch tracks are kept: ``<data dir>/cache/pitch`` (``VOCODER_DATA_DIR`` moves it)."""
-    from vocoder_cli.weights.cache import data_dir
+    """Where finished pitch tracks are kept: ``<cache dir>/pitch`` (``VOCODER_CACHE_DIR`` moves it)."""
+    from vocoder_cli.weights.cache import cache_dir
 
-    return data_dir() / "cache" / "pitch"
+    return cache_dir() / "pitch"
 
 
 class TrackCache:

@@ -1,7 +1,8 @@
 """Where weights live on disk: the per-user data dir (overridable) and one folder per named weight.
 
 Layout: ``data_dir()/weights/<name>/<file>``; ``data_dir()/registry.json`` holds user registry entries.
-Set ``VOCODER_DATA_DIR`` to move everything (CI, shared machines, tests).
+Set ``VOCODER_DATA_DIR`` to move everything (CI, shared machines, tests). Files derived from weights or
+audio (ONNX exports, pitch tracks) live in :func:`cache_dir` instead (``VOCODER_CACHE_DIR``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import platformdirs
 from vocoder_cli.errors import WeightsError
 
 DATA_DIR_ENV = "VOCODER_DATA_DIR"
+CACHE_DIR_ENV = "VOCODER_CACHE_DIR"
 GENERATOR_FILE = "generator.safetensors"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -23,6 +25,13 @@ def data_dir() -> Path:
     """``$VOCODER_DATA_DIR``, else platformdirs' per-user data dir for "vocoder"."""
     override = os.environ.get(DATA_DIR_ENV)
     return Path(override).expanduser() if override else Path(platformdirs.user_data_dir("vocoder"))
+
+
+def cache_dir() -> Path:
+    """Derived files that can always be rebuilt (ONNX exports, pitch tracks): ``$VOCODER_CACHE_DIR``,
+    else platformdirs' per-user cache dir for "vocoder". Deleting it only costs time."""
+    override = os.environ.get(CACHE_DIR_ENV)
+    return Path(override).expanduser() if override else Path(platformdirs.user_cache_dir("vocoder"))
 
 
 def weights_dir() -> Path:

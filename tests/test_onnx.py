@@ -1,0 +1,189 @@
+"""ONNX export and the ONNX Runtime backend: same output as PyTorch (max |diff| / max |ref| <= 1e-4) on
+real and random weights, dynamic batch and length, self-describing files, clear errors (issue 11)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from typer.testing import CliRunner
+
+from tests.conftest import require_module
+from tests.helpers import tiny_weights, tone, write
+from vocoder_cli.backends import choose_backend
+from vocoder_cli.backends.onnx import FORMAT_TAG, cache_path, export_onnx, load_onnx, relative_error
+from vocoder_cli.cli.app import app
+from vocoder_cli.errors import ConfigError, WeightsError
+from vocoder_cli.inference import EngineOptions, Synthesizer, load_vocoder
+from vocoder_cli.mel import MelConfig, MelSpectrogram
+from vocoder_cli.models import Generator, generator_preset
+
+onnx = require_module("onnx", "onnx")
+require_module("onnxruntime", "onnx")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_WEIGHTS = Path(os.environ.get("VOCODER_TEST_WEIGHTS", REPO.parent / "shared" / "weights"))
+runner = CliRunner()
+SR = 22050
+pytestmark = pytest.mark.filterwarnings("ignore:.*torch.nn.utils.(weight|spectral)_norm.*:FutureWarning")
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOCODER_DATA_DIR", str(tmp_path / "data"))  # ONNX exports are cached there
+
+
+def _speech_mel(mel: MelConfig, frames: int, offset: int = 0) -> torch.Tensor:
+    """[n_mels, frames] log-mel of the bundled real speech."""
+    demo = REPO / "vocoder_cli" / "assets" / "demo" / "demo-echodone.flac"
+    wav, sr = sf.read(demo, dtype="float32")
+    from vocoder_cli.audio import resample
+
+    wav = resample(wav, sr, mel.sample_rate)
+    segment = wav[offset * mel.hop_length : (offset + frames) * mel.hop_length]
+    assert segment.size == frames * mel.hop_length, "the demo clip is long enough"
+    with torch.inference_mode():
+        return MelSpectrogram(mel)(torch.from_numpy(np.ascontiguousarray(segment))[None])[0]
+
+
+@pytest.mark.parametrize("preset", ["v3", pytest.param("v1", marks=pytest.mark.slow)])
+def test_random_weights_export_equals_torch_at_any_batch_and_length(tmp_path: Path, preset: str) -> None:
+    torch.manual_seed(3)
+    generator = Generator(generator_preset(preset)).eval()  # PyTorch's default init, as the official code trains from
+    mel_cfg = MelConfig()
+    result = export_onnx(generator, mel_cfg, tmp_path / f"{preset}.onnx")
+    assert result.passed and result.max_rel_error < 1e-4
+    loaded = load_onnx(result.path)
+    assert loaded.config == generator.cfg and loaded.mel == mel_cfg  # self-describing
+    assert loaded.metadata["format"] == FORMAT_TAG
+    # one exported model, two lengths, batch 1 and batch 3 (rows from different parts of real speech)
+    for frames in (37, 150):
+        batch = torch.stack([_speech_mel(mel_cfg, frames, offset) for offset in (0, 40, 80)])
+        with torch.inference_mode():
+            expected = generator(batch).numpy()
+            got = loaded.generator(batch).numpy()
+            single = loaded.generator(batch[1:2]).numpy()
+        assert got.shape == expected.shape == (3, 1, frames * 256)
+        assert relative_error(got, expected) <= 1e-4
+        assert relative_error(single, expected[1:2]) <= 1e-4
+    print(f"{preset} random weights: export check {result.max_rel_error:.2e}")
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_real_lj_v2_clip_through_the_cli_equals_torch(data_dir: Path, tmp_path: Path) -> None:
+    official = SHARED_WEIGHTS / "hifigan-lj-v2"
+    if not (official / "generator_v2").is_file():
+        pytest.skip(f"needs the official LJ_V2 generator in {official}")
+    done = runner.invoke(app, ["weights", "import", str(official / "generator_v2"), "--name", "ljv2"])
+    assert done.exit_code == 0, done.output
+    weights = tmp_path / "data" / "weights" / "ljv2" / "generator.safetensors"
+    model = tmp_path / "lj_v2.onnx"
+    done = runner.invoke(app, ["export", "onnx", str(weights), str(model)])
+    assert done.exit_code == 0, done.output
+    assert "max |diff| / max |ref| = " in done.stderr and "within the 0.0001 bar" in done.stderr
+    meta = {p.key: p.value for p in onnx.load(str(model), load_external_data=False).metadata_props}
+    assert json.loads(meta["mel_config"])["hop_length"] == 256 and meta["format"] == FORMAT_TAG
+    assert json.loads(meta["generator_config"])["upsample_initial_channel"] == 128  # V2
+
+    clip = sorted((data_dir / "ljspeech" / "dev" / "wavs").glob("*.flac"))[0]
+    outs = {}
+    for label, args in {"torch": ["--weights", str(weights), "--backend", "torch"],
+                        "onnx": ["--weights", str(model)]}.items():
+        out = tmp_path / f"{label}.wav"
+        done = runner.invoke(app, ["resynth", str(clip), str(out), "--float", *args])
+        assert done.exit_code == 0, done.output
+        assert f"on cpu ({label})" in done.stderr
+        outs[label] = sf.read(out, dtype="float32")[0]
+    rel = relative_error(outs["onnx"], outs["torch"])
+    print(f"LJ_V2 on {clip.name}: onnx vs torch max |diff| / max |ref| = {rel:.2e}")
+    assert outs["onnx"].shape == outs["torch"].shape and rel <= 1e-4
+
+
+def test_backend_onnx_exports_once_to_the_cache_and_reuses_it(tmp_path: Path) -> None:
+    weights = tiny_weights(tmp_path / "tiny.safetensors")
+    lines: list[str] = []
+    vocoder = load_vocoder(str(weights), backend="onnx", notify=lines.append)
+    cached = cache_path(weights)
+    assert vocoder.backend == "onnx" and cached.is_file()
+    assert cached.parent == tmp_path / "data" / "onnx" and "-opset17-ort" in cached.name
+    assert len(lines) == 1 and lines[0].startswith("exporting ") and str(cached.parent) in lines[0]
+    stamp = cached.stat().st_mtime_ns
+    again = load_vocoder(str(weights), backend="auto", notify=lines.append)
+    assert again.backend == "onnx" and len(lines) == 1 and cached.stat().st_mtime_ns == stamp
+    torch_vocoder = load_vocoder(str(weights), backend="torch")
+    mels = [_speech_mel(torch_vocoder.mel, n) for n in (40, 220)]
+    got = Synthesizer(vocoder, options=EngineOptions(chunk_frames=96)).synthesize(mels)  # chunked + one-shot
+    expected = Synthesizer(torch_vocoder, options=EngineOptions(chunk_frames=96)).synthesize(mels)
+    for g, e in zip(got, expected):
+        assert g.shape == e.shape and relative_error(g, e) <= 1e-4
+
+
+def test_not_onnx_and_foreign_onnx_are_clear_errors(tmp_path: Path) -> None:
+    src = write(tmp_path / "in.wav", tone(0.5, SR), SR)
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"this is not a protobuf at all \x00\x01\x02" * 10)
+    with pytest.raises(WeightsError, match=r"garbage\.onnx: not a readable ONNX model"):
+        load_onnx(garbage)
+    done = runner.invoke(app, ["resynth", str(src), str(tmp_path / "o.wav"), "--weights", str(garbage)])
+    assert done.exit_code == 2 and "garbage.onnx: not a readable ONNX model" in done.stderr
+
+    helper = onnx.helper
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])], "foreign",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 80, 4])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 80, 4])],
+    )
+    foreign = tmp_path / "foreign.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(foreign))
+    with pytest.raises(WeightsError, match=r"foreign\.onnx: an ONNX model, but not a vocoder generator"):
+        load_onnx(foreign)
+    done = runner.invoke(app, ["resynth", str(src), str(tmp_path / "o.wav"), "--weights", str(foreign)])
+    assert done.exit_code == 2 and "not a vocoder generator" in done.stderr and "vocoder export onnx" in done.stderr
+    missing = runner.invoke(app, ["resynth", str(src), str(tmp_path / "o.wav"), "--weights", "nothere.onnx"])
+    assert missing.exit_code == 2 and "nothere.onnx: no such weights file" in missing.stderr
+
+
+def test_backend_choice_and_onnx_only_on_its_backend(tmp_path: Path) -> None:
+    assert choose_backend("auto", "cpu") == "onnx"  # onnxruntime is installed here
+    assert choose_backend("auto", "cpu", onnx_checked=False) == "torch"
+    assert choose_backend("auto", "cuda") == "torch"
+    assert choose_backend("torch", "cpu") == "torch" and choose_backend("onnx", "cpu") == "onnx"
+    with pytest.raises(ConfigError, match="unknown backend 'tvm'"):
+        choose_backend("tvm", "cpu")
+    torch.manual_seed(0)
+    model = export_onnx(Generator(generator_preset("v3")).eval(), MelConfig(), tmp_path / "v3.onnx").path
+    with pytest.raises(WeightsError, match=r"v3\.onnx: an ONNX model runs on the onnx backend only"):
+        load_vocoder(str(model), backend="torch")
+    with pytest.raises(WeightsError, match="the onnx backend runs on the CPU, not cuda"):
+        load_vocoder(str(model), device="cuda", backend="onnx")
+
+
+def test_export_cli_refuses_what_it_cannot_export(tmp_path: Path) -> None:
+    weights = tiny_weights(tmp_path / "tiny.safetensors")
+    bad = runner.invoke(app, ["export", "onnx", str(weights), str(tmp_path / "x.bin")])
+    assert bad.exit_code == 2 and "must end in .onnx" in bad.stderr
+    foreign = tmp_path / "foreign.safetensors"
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(2)}, str(foreign))
+    bad = runner.invoke(app, ["export", "onnx", str(foreign), str(tmp_path / "x.onnx")])
+    assert bad.exit_code == 2 and "not a vocoder generator file" in bad.stderr
+    assert not (tmp_path / "x.onnx").exists()
+    good = runner.invoke(app, ["export", "onnx", str(weights), str(tmp_path / "tiny.onnx")])
+    assert good.exit_code == 0, good.output
+    assert not list(tmp_path.glob("*.part"))  # atomic write
+
+
+def test_bench_synth_on_the_onnx_backend(tmp_path: Path) -> None:
+    done = runner.invoke(app, ["bench", "synth", "--models", "v3", "--backend", "onnx", "--seconds", "0.5",
+                               "--repeats", "1", "--json"])
+    assert done.exit_code == 0, done.output
+    row = json.loads(done.stdout.strip().splitlines()[-1])
+    assert row["backend"] == "onnx" and row["model"] == "v3" and row["parameters"] == 1_462_273
+    assert row["real_time_factor"] > 0

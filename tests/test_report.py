@@ -1,0 +1,227 @@
+"""`vocoder report` as a user runs it: the files it writes, numbers equal to `vocoder score`'s,
+reference-free sets, the problems section and exit codes, usage errors, HTML escaping, --weights."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from tests.conftest import require_module
+from tests.helpers import write
+from vocoder_cli.cli.app import app
+from vocoder_cli.errors import ConfigError
+from vocoder_cli.metrics.bench import demo_speech
+from vocoder_cli.report.build import sample_positions
+from vocoder_cli.report.sets import parse_set, slugify
+
+require_module("pesq", "metrics")
+require_module("matplotlib", "report")
+runner = CliRunner()
+SR = 22050
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """ref/ and gen/ from the bundled real speech: gen = ref + noise at 20, 10 and 0 dB SNR (a ranking)."""
+    root = tmp_path_factory.mktemp("report")
+    speech = demo_speech(SR)
+    rng = np.random.default_rng(0)
+    for i, snr in enumerate((20, 10, 0)):
+        x = speech[i * 2 * SR : (i + 1) * 2 * SR]
+        noise = rng.standard_normal(x.size).astype(np.float32)
+        noise *= np.sqrt(np.mean(x**2) / np.mean(noise**2) / 10 ** (snr / 10))
+        gen = x + noise
+        gen *= min(1.0, 0.5 / float(np.max(np.abs(gen))))  # well below full scale (DNSMOS refuses clipping)
+        write(root / "ref" / f"snr{snr}.wav", x, SR)
+        write(root / "gen" / f"snr{snr}.flac", gen[:-100], SR)
+    return root
+
+
+@pytest.fixture(scope="module")
+def one_pair(folders: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One clip of ``folders`` (DNSMOS costs seconds per clip on a busy CPU)."""
+    root = tmp_path_factory.mktemp("one")
+    for side, ext in (("ref", "wav"), ("gen", "flac")):
+        (root / side).mkdir()
+        shutil.copy(folders / side / f"snr20.{ext}", root / side / f"snr20.{ext}")
+    return root
+
+
+def report(*args: str):  # type: ignore[no-untyped-def]
+    return runner.invoke(app, ["report", *args])
+
+
+def score_json(*args: str) -> dict:
+    result = runner.invoke(app, ["score", *args, "-f", "json", "--per-file"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_files_written_and_numbers_equal_score(folders: Path, tmp_path: Path) -> None:
+    out = tmp_path / "rep"
+    result = report(str(out), "--set", f"noisy={folders / 'ref'}:{folders / 'gen'}", "-m", "pesq,stoi,mstft", "-q")
+    assert result.exit_code == 0, result.output
+    page = (out / "index.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "No problems" in page
+    # the per-file numbers are `vocoder score`'s, exactly
+    ours = json.loads((out / "scores" / "noisy.json").read_text())
+    theirs = score_json(str(folders / "ref"), str(folders / "gen"), "-m", "pesq,stoi,mstft")
+    assert ours == theirs
+    assert [f["id"] for f in ours["files"]] == ["snr0", "snr10", "snr20"]
+    rows = list(csv.DictReader(io.StringIO((out / "scores" / "noisy.csv").read_text())))
+    assert [float(r["pesq"]) for r in rows] == [f["pesq"] for f in ours["files"]]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["groups"][0]["summary"]["pesq"] == ours["summary"]["pesq"]
+    assert summary["problems"] == []
+    # worst, median, best by PESQ: the 0, 10 and 20 dB files; each drawn and playable
+    pesq = {f["id"]: f["pesq"] for f in ours["files"]}
+    assert pesq["snr0"] < pesq["snr10"] < pesq["snr20"]
+    for name in ("distribution", "snr0", "snr10", "snr20"):
+        assert (out / "figures" / f"noisy-{name}.png").read_bytes()[:8] == PNG
+    for name in ("snr0", "snr10", "snr20"):
+        for side in ("reference", "generated"):
+            wav = out / "audio" / "noisy" / f"{name}-{side}.wav"
+            assert wav.read_bytes()[:4] == b"RIFF"
+            assert f'src="audio/noisy/{name}-{side}.wav"' in page
+    assert "worst by pesq" in page and "best by pesq" in page and "median by pesq" in page
+    assert "<script" not in page and "http" not in page.split("<body>")[1]  # opens from disk, no network
+
+
+@pytest.mark.slow  # DNSMOS' ONNX sessions: about a minute here, three runs of one clip
+def test_reference_free_set_gets_only_reference_free_metrics(one_pair: Path, tmp_path: Path) -> None:
+    require_module("speechmos", "dnsmos")
+    out = tmp_path / "rep"
+    result = report(str(out), "--set", f"paired={one_pair / 'ref'}:{one_pair / 'gen'}",
+                    "--set", f"alone=:{one_pair / 'gen'}", "-m", "stoi,dnsmos", "-n", "1", "-q")
+    assert result.exit_code == 0, result.output
+    alone = json.loads((out / "scores" / "alone.json").read_text())
+    paired = json.loads((out / "scores" / "paired.json").read_text())
+    assert list(alone["metrics"]) == ["dnsmos"] and list(paired["metrics"]) == ["stoi", "dnsmos"]
+    assert alone == score_json(str(one_pair / "gen"), "-m", "dnsmos")
+    assert 1.0 < alone["summary"]["dnsmos_ovrl"]["mean"] < 5.0
+    # one example of the reference-free set: the generated audio only
+    assert list((out / "audio" / "alone").iterdir())[0].name.endswith("-generated.wav")
+    assert len(list((out / "audio" / "alone").iterdir())) == 1
+    page = (out / "index.html").read_text()
+    top = page.split("<h2>Comparison</h2>")[1].split('<section class="group"')[0]
+    assert top.count("<table>") == 2 and top.count("<th>dnsmos_ovrl ↑</th>") == 2  # one table per metric family
+    assert top.count("<th>stoi ↑</th>") == 1
+
+
+def test_problems_are_listed_and_the_report_is_still_written(folders: Path, tmp_path: Path) -> None:
+    gen = tmp_path / "gen"
+    shutil.copytree(folders / "gen", gen)
+    (gen / "snr10.flac").write_bytes(b"not audio at all")  # unreadable
+    write(gen / "stray.wav", demo_speech(SR)[: SR], SR)  # no reference with this id
+    out = tmp_path / "rep"
+    result = report(str(out), "--set", f"good={folders / 'ref'}:{folders / 'gen'}",
+                    "--set", f"bad={folders / 'ref'}:{gen}", "--set", f"gone={tmp_path / 'nowhere'}:{gen}",
+                    "-m", "stoi", "-n", "1", "-q")
+    assert result.exit_code == 1
+    page = (out / "index.html").read_text()
+    assert "Problems (3)" in page
+    problems = json.loads((out / "summary.json").read_text())["problems"]
+    by_item = {(p["group"], p["item"]): p["message"] for p in problems}
+    assert "no such file or folder" in by_item[("gone", "")]
+    assert by_item[("bad", "stray")] == "no reference file with this id"
+    assert "snr10.flac" in by_item[("bad", "snr10")]
+    for text in ("nowhere", "stray", "snr10.flac"):
+        assert text in page and text in result.stderr
+    assert (out / "figures" / "comparison.png").read_bytes()[:8] == PNG  # good and bad side by side
+    # the good set and the good files of the bad set are still scored
+    good = json.loads((out / "scores" / "good.json").read_text())
+    assert good["summary"]["stoi"]["count"] == 3
+    bad = json.loads((out / "scores" / "bad.json").read_text())
+    assert bad["summary"]["stoi"]["count"] == 2 and bad["summary"]["stoi"]["failures"] == 2
+
+
+@pytest.mark.parametrize("spec", ["noequals", "=ref:gen", "name=", "name=ref:"])
+def test_bad_set_syntax_is_a_usage_error(spec: str, tmp_path: Path) -> None:
+    result = report(str(tmp_path / "rep"), "--set", spec)
+    assert result.exit_code == 2
+    assert "--set" in result.stderr
+    assert not (tmp_path / "rep").exists()
+
+
+def test_usage_errors(folders: Path, tmp_path: Path) -> None:
+    pair = f"{folders / 'ref'}:{folders / 'gen'}"
+    twice = report(str(tmp_path / "r"), "--set", f"a={pair}", "--set", f"a={pair}")
+    assert twice.exit_code == 2 and "unique" in twice.stderr
+    no_weights = report(str(tmp_path / "r"), "--set", f"a={folders / 'ref'}")
+    assert no_weights.exit_code == 2 and "--weights" in no_weights.stderr
+    rank = report(str(tmp_path / "r"), "--set", f"a={pair}", "-m", "stoi", "--rank-by", "pesq")
+    assert rank.exit_code == 2 and "--rank-by" in rank.stderr
+    paired_only = report(str(tmp_path / "r"), "--set", f"a=:{folders / 'gen'}", "-m", "stoi")
+    assert paired_only.exit_code == 2 and "need references" in paired_only.stderr
+
+
+def test_set_names_are_escaped(folders: Path, tmp_path: Path) -> None:
+    out = tmp_path / "rep"
+    name = '<b>x</b> & "y"'
+    result = report(str(out), "--set", f"{name}={folders / 'ref'}:{folders / 'gen'}", "-m", "stoi", "-n", "1", "-q")
+    assert result.exit_code == 0, result.output
+    page = (out / "index.html").read_text()
+    assert "<b>" not in page and "&lt;b&gt;x&lt;/b&gt; &amp; &quot;y&quot;" in page
+    assert (out / "scores" / "b-x-b-y.json").exists()  # the file names are slugs
+
+
+@pytest.mark.data
+def test_weights_resynthesise_real_speech(data_dir: Path, tmp_path: Path) -> None:
+    """Real LJ Speech clips resynthesised by Griffin-Lim (no download) inside the report."""
+    ref = tmp_path / "lj"
+    for path in sorted((data_dir / "ljspeech" / "dev" / "wavs").glob("*.flac"))[:2]:
+        ref.mkdir(exist_ok=True)
+        shutil.copy(path, ref / path.name)
+    out = tmp_path / "rep"
+    result = report(str(out), "--set", f"lj={ref}", "--weights", "griffin-lim", "-m", "stoi,mstft", "-n", "1",
+                    "--device", "cpu", "-q")
+    assert result.exit_code == 0, result.output
+    generated = sorted(p.name for p in (out / "resynth" / "griffin-lim" / "lj").iterdir())
+    assert generated == ["LJ001-0001.wav", "LJ001-0002.wav"]
+    ours = json.loads((out / "scores" / "lj-griffin-lim.json").read_text())
+    assert ours == score_json(str(ref), str(out / "resynth" / "griffin-lim" / "lj"), "-m", "stoi,mstft")
+    assert 0.9 < ours["summary"]["stoi"]["mean"] < 1.0  # docs/quality.md: Griffin-Lim STOI 0.973 on these
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["groups"][0]["name"] == "lj · griffin-lim" and summary["groups"][0]["weights"] == "griffin-lim"
+
+
+def test_parse_set_forms() -> None:
+    both = parse_set("inner=a/ref:b/gen")
+    assert (both.name, both.ref, both.gen) == ("inner", Path("a/ref"), Path("b/gen"))
+    free = parse_set("tts=:out")
+    assert free.ref is None and free.gen == Path("out")
+    gen_here = parse_set("lj=refs")
+    assert gen_here.ref == Path("refs") and gen_here.gen is None
+    assert parse_set("a=b=c:d").name == "a"  # the first '=' ends the name
+    with pytest.raises(ConfigError):
+        parse_set("x")
+
+
+def test_slugs_are_unique_and_safe() -> None:
+    taken: set[str] = set()
+    assert [slugify(s, taken) for s in ("A b", "a-b", "../../etc", "")] == ["a-b", "a-b-2", "etc", "set"]
+
+
+def test_sample_positions_worst_median_best() -> None:
+    assert sample_positions(20, 3) == [0, 10, 19]
+    assert sample_positions(2, 3) == [0, 1]
+    assert sample_positions(5, 1) == [2]
+    assert sample_positions(0, 3) == []
+
+
+def test_without_matplotlib_the_error_names_the_extra(folders: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # what an install without the extra looks like
+    result = report(str(tmp_path / "rep"), "--set", f"a={folders / 'ref'}:{folders / 'gen'}", "-m", "stoi")
+    assert result.exit_code == 2
+    assert "pip install 'vocoder[report]'" in result.stderr

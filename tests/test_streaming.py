@@ -1,0 +1,422 @@
+"""Streaming resynthesis: exact mels and audio against offline, byte-stream decoding, the real CLI in pipes."""
+
+from __future__ import annotations
+
+import io
+import os
+import select
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from tests.helpers import tiny_generator, tiny_weights, tone
+from vocoder_cli.audio import resample
+from vocoder_cli.errors import AudioError, ConfigError
+from vocoder_cli.inference import Synthesizer, Vocoder, receptive_field_frames
+from vocoder_cli.mel import MelConfig
+from vocoder_cli.models import Generator, generator_preset
+from vocoder_cli.streaming import StreamingGenerator, StreamingMel, StreamingResynthesizer, StreamOptions
+from vocoder_cli.streamio import (
+    UNKNOWN_DATA_SIZE,
+    PcmDecoder,
+    WavStreamDecoder,
+    parse_raw_format,
+    streaming_wav_header,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+SR = 22050
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():  # type: ignore[no-untyped-def]
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def synth_for(gen: Generator) -> Synthesizer:
+    return Synthesizer(Vocoder(gen, MelConfig(), "test", receptive_field_frames(gen.cfg) + 2))
+
+
+def speechlike(seconds: float, seed: int = 0) -> np.ndarray:
+    """A tone plus noise bursts: broadband, so every mel bin and every look-ahead matters."""
+    rng = np.random.default_rng(seed)
+    x = tone(seconds, SR, 180.0) + 0.1 * rng.standard_normal(int(seconds * SR)).astype(np.float32)
+    return (x * (np.arange(x.size) % 5000 < 3000)).astype(np.float32)
+
+
+def blocks(wav: np.ndarray, size: int | list[int]) -> list[np.ndarray]:
+    sizes = size if isinstance(size, list) else [size]
+    out, i, k = [], 0, 0
+    while i < wav.size:
+        out.append(wav[i : i + sizes[k % len(sizes)]])
+        i, k = i + sizes[k % len(sizes)], k + 1
+    return out
+
+
+def streamed(synth: Synthesizer, wav: np.ndarray, size: int | list[int], **kw: float) -> np.ndarray:
+    resynth = StreamingResynthesizer(synth, StreamOptions(**kw))
+    return np.concatenate(list(resynth.stream(blocks(wav, size))))
+
+
+def rel_err(a: np.ndarray, b: np.ndarray) -> float:
+    assert a.shape == b.shape
+    return float(np.abs(a - b).max() / np.abs(b).max())
+
+
+# ---------------------------------------------------------------------------------------------- mel
+
+
+@pytest.mark.parametrize("size", [1, 7, 255, 256, 1000, [3, 1, 640, 17]])
+@pytest.mark.parametrize("seconds", [0.4, 0.0175, 0.02])  # 0.0175 s = 385 samples: the shortest legal input
+def test_streaming_mel_equals_offline_exactly(size: int | list[int], seconds: float) -> None:
+    wav = speechlike(seconds)
+    synth = synth_for(tiny_generator())
+    stream = StreamingMel(synth.mel_fn)
+    frames = [stream.push(b) for b in blocks(wav, size)] + [stream.finish()]
+    offline = synth.mel(wav)
+    assert torch.equal(torch.cat(frames, dim=-1), offline)  # bit-identical, frame count included
+
+
+def test_streaming_mel_refuses_what_offline_refuses() -> None:
+    stream = StreamingMel(synth_for(tiny_generator()).mel_fn)
+    stream.push(np.zeros(384, np.float32))
+    with pytest.raises(ValueError, match="too short"):
+        stream.finish()
+
+
+def test_frames_leave_as_soon_as_final() -> None:
+    """Frame t needs samples up to t*hop + n_fft - pad = t*256 + 640: not one more."""
+    stream = StreamingMel(synth_for(tiny_generator()).mel_fn)
+    assert stream.push(np.ones(639, np.float32)).shape[-1] == 0
+    assert stream.push(np.ones(1, np.float32)).shape[-1] == 1  # sample 640 completes frame 0
+    assert stream.push(np.ones(255, np.float32)).shape[-1] == 0
+    assert stream.push(np.ones(1, np.float32)).shape[-1] == 1
+
+
+# ---------------------------------------------------------------------------------------------- audio
+
+
+@pytest.mark.parametrize("size", [1, 3, 1000, 4097, [5, 2048, 1, 333]])
+def test_streamed_equals_offline_at_the_default_lookahead(size: int | list[int]) -> None:
+    wav = speechlike(0.5 if size in (1, 3) else 1.3)
+    synth = synth_for(tiny_generator())
+    offline = synth.synthesize([synth.mel(wav)])[0]
+    out = streamed(synth, wav, size)
+    assert out.shape == offline.shape == (wav.size // 256 * 256,)
+    assert rel_err(out, offline) <= 1e-4  # measured 3.1e-5: float rounding of the saturated tiny generator
+    assert np.abs(offline).max() > 0.1
+
+
+def test_v3_architecture_streams_exactly() -> None:
+    torch.manual_seed(0)
+    synth = synth_for(Generator(generator_preset("v3")).eval())
+    wav = speechlike(0.8, seed=1)
+    offline = synth.synthesize([synth.mel(wav)])[0]
+    out = streamed(synth, wav, 777, chunk_ms=100)
+    assert rel_err(out, offline) <= 1e-5  # measured 9e-7
+
+
+def test_shorter_lookahead_trades_error_for_latency() -> None:
+    synth = synth_for(tiny_generator())
+    wav = speechlike(1.0)
+    offline = synth.synthesize([synth.mel(wav)])[0]
+    exact = StreamingResynthesizer(synth)
+    short = StreamingResynthesizer(synth, StreamOptions(lookahead_ms=0))
+    assert exact.latency.lookahead_frames == 6 and short.latency.lookahead_frames == 0  # tiny: RF 6 frames
+    assert exact.exact and not short.exact
+    assert short.latency.samples == exact.latency.samples - 6 * 256
+    out = streamed(synth, wav, 512, lookahead_ms=0)
+    assert out.shape == offline.shape
+    assert rel_err(out, offline) > 1e-2  # no future context is a real, measurable error
+
+
+def test_short_lookahead_windows_hold_the_newest_frame() -> None:
+    """Look-ahead 2 of a receptive field 5: every window gets 3 copies of its newest frame, except the last,
+    which sees the true end of the mel as offline synthesis does."""
+    windows: list[torch.Tensor] = []
+
+    def generate(mel: torch.Tensor) -> torch.Tensor:
+        windows.append(mel[0].clone())
+        return torch.zeros(1, mel.shape[-1] * 4)
+
+    gen = StreamingGenerator(generate, 4, 1, chunk_frames=2, lookahead_frames=2, left_frames=3, receptive_frames=5)
+    frames = torch.arange(10.0)[None]
+    out = np.concatenate([gen.push(frames[:, i : i + 1]) for i in range(10)] + [gen.finish()])
+    assert out.size == 40
+    assert windows[0].tolist() == [[0, 1, 2, 3, 3, 3, 3]]  # frames 0-1 out, 2-3 future, 3 held 3 times
+    assert windows[1].tolist() == [[0, 1, 2, 3, 4, 5, 5, 5, 5]]  # left context 3 frames back
+    assert windows[-1].tolist() == [[5, 6, 7, 8, 9]]  # the end: no guessing
+
+
+def test_latency_and_lookahead_of_the_real_architectures() -> None:
+    """The documented numbers: exact look-ahead 15 frames (V1/V2) and 12 (V3); default chunk 40 ms -> 4 frames."""
+    for name, frames, ms in [("v1", 15, 238.0), ("v3", 12, 203.2)]:
+        gen = Generator(generator_preset(name)) if name == "v3" else torch.nn.Module()
+        if name == "v1":
+            gen.cfg = generator_preset("v1")  # only the config matters here; skip building 14M parameters
+        resynth = StreamingResynthesizer(Synthesizer(Vocoder(gen, MelConfig(), name, 0)))
+        assert resynth.latency.lookahead_frames == frames
+        assert resynth.latency.chunk_frames == 4
+        assert resynth.latency.samples == (4 + frames) * 256 + 384
+        assert resynth.latency.ms == pytest.approx(ms, abs=0.1)
+    with pytest.raises(ConfigError):
+        StreamingResynthesizer(synth_for(tiny_generator()), StreamOptions(lookahead_ms=-1))
+
+
+def test_resampled_input_equals_offline_load_then_synthesis() -> None:
+    """16 kHz in: soxr's streaming resampler gives the one-shot resampler's samples."""
+    synth = synth_for(tiny_generator())
+    wav16 = resample(speechlike(1.2), SR, 16000)
+    offline = synth.synthesize([synth.mel(resample(wav16, 16000, SR))])[0]
+    resynth = StreamingResynthesizer(synth, in_rate=16000)
+    out = np.concatenate(list(resynth.stream(blocks(wav16, [1, 100, 999]))))
+    assert rel_err(out, offline) <= 1e-4
+    resynth_out = StreamingResynthesizer(synth, out_rate=16000)
+    out16 = np.concatenate(list(resynth_out.stream(blocks(resample(wav16, 16000, SR), 512))))
+    assert rel_err(out16, resample(offline, SR, 16000)) <= 1e-4
+
+
+def test_bad_stream_input_is_an_audio_error() -> None:
+    synth = synth_for(tiny_generator())
+    resynth = StreamingResynthesizer(synth, name="<stdin>")
+    with pytest.raises(AudioError, match="<stdin>: signal contains 1 NaN"):
+        resynth.push(np.array([0.0, np.nan], np.float32))
+    with pytest.raises(AudioError, match="zero-length"):
+        StreamingResynthesizer(synth).finish()
+    short = StreamingResynthesizer(synth)
+    short.push(np.zeros(100, np.float32))
+    with pytest.raises(AudioError, match="too short"):
+        short.finish()
+
+
+# ---------------------------------------------------------------------------------------------- bytes
+
+
+@pytest.mark.parametrize("subtype,channels", [("PCM_16", 1), ("PCM_24", 2), ("FLOAT", 1), ("PCM_U8", 1), ("PCM_32", 3)])
+def test_wav_stream_decoder_matches_libsndfile(subtype: str, channels: int) -> None:
+    wav = np.stack([speechlike(0.1, seed=c) * 0.9 for c in range(channels)], axis=1)
+    buf = io.BytesIO()
+    sf.write(buf, wav, SR, subtype=subtype, format="WAV")
+    data = buf.getvalue()
+    expected, _ = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    decoder = WavStreamDecoder()
+    out = np.concatenate([decoder.decode(data[i : i + 1]) for i in range(len(data))])  # byte by byte
+    assert decoder.format is not None and decoder.format.rate == SR and decoder.format.channels == channels
+    np.testing.assert_allclose(out, expected.mean(axis=1), atol=1e-7)
+    assert decoder.leftover == 0
+
+
+def sox_style_header(rate: int, data_size: int) -> bytes:
+    """WAVE_FORMAT_EXTENSIBLE 16-bit mono + fact + LIST chunks, as sox and ffmpeg write to pipes."""
+    guid_pcm = struct.pack("<H", 1) + bytes.fromhex("000000001000800000aa00389b71")
+    fmt = struct.pack("<HHIIHHHHI", 0xFFFE, 1, rate, rate * 2, 2, 16, 22, 16, 4) + guid_pcm
+    chunks = b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"fact" + struct.pack("<II", 4, 0)
+    chunks += b"LIST" + struct.pack("<I", 5) + b"INFOx\0"  # odd size: padded to even
+    return b"RIFF" + struct.pack("<I", 0xFFFFFFFF) + b"WAVE" + chunks + b"data" + struct.pack("<I", data_size)
+
+
+@pytest.mark.parametrize("size", [0, 0xFFFFFFFF, UNKNOWN_DATA_SIZE])
+def test_unknown_data_size_reads_to_the_end(size: int) -> None:
+    pcm = (np.arange(1001, dtype=np.int16) * 7).astype("<i2").tobytes()
+    decoder = WavStreamDecoder()
+    out = decoder.decode(sox_style_header(16000, size) + pcm + b"\x01")  # plus half a sample
+    assert out.size == 1001 and decoder.format is not None and decoder.format.rate == 16000
+    assert decoder.leftover == 1
+    np.testing.assert_array_equal(out, np.arange(1001) * 7 / 32768.0)
+
+
+def test_a_real_data_size_stops_there() -> None:
+    pcm = np.ones(10, dtype="<i2").tobytes()
+    decoder = WavStreamDecoder()
+    assert decoder.decode(sox_style_header(SR, 8) + pcm + b"LIST....").size == 4
+
+
+def test_not_a_wav_stream_names_the_fix() -> None:
+    with pytest.raises(AudioError, match="not a WAV stream.*--raw-format"):
+        WavStreamDecoder().decode(b"ID3\x03" + b"\0" * 20)
+    with pytest.raises(AudioError, match="empty input"):
+        WavStreamDecoder().finish()
+    decoder = WavStreamDecoder()
+    decoder.decode(b"RIFF\0\0\0\0WAVEfmt ")
+    with pytest.raises(AudioError, match="inside the WAV header"):
+        decoder.finish()
+
+
+def test_raw_formats() -> None:
+    fmt = parse_raw_format("S16LE:22050")
+    assert (fmt.encoding, fmt.rate, fmt.channels, fmt.frame_bytes) == ("s16le", 22050, 1, 2)
+    assert parse_raw_format("f32le:16000:2").frame_bytes == 8
+    for bad in ["s16le", "wav:22050", "s16le:abc", "s16le:0", "s16le:1:2:3"]:
+        with pytest.raises(ConfigError, match="--raw-format"):
+            parse_raw_format(bad)
+    decoder = PcmDecoder(parse_raw_format("f32le:8000:2"))
+    data = np.array([[0.5, -0.5], [1.0, 0.0]], dtype="<f4").tobytes()
+    assert decoder.decode(data[:5]).size == 0 and decoder.leftover == 5  # mid-sample, mid-frame
+    np.testing.assert_array_equal(decoder.decode(data[5:]), [0.0, 0.5])
+
+
+def test_streaming_header_is_read_back_by_the_stdlib_and_ourselves() -> None:
+    import wave
+
+    payload = streaming_wav_header(16000) + np.arange(50, dtype="<i2").tobytes()
+    with wave.open(io.BytesIO(payload)) as w:
+        assert (w.getframerate(), w.getsampwidth(), w.getnchannels()) == (16000, 2, 1)
+        assert len(w.readframes(10**6)) == 100
+    decoder = WavStreamDecoder()
+    floats = streaming_wav_header(SR, float_output=True) + np.ones(3, "<f4").tobytes()
+    assert decoder.decode(floats).tolist() == [1, 1, 1]
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_weights(tmp_path_factory.mktemp("w") / "tiny.safetensors")
+
+
+def cli(weights: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "vocoder_cli", "resynth", "-", "-", "--stream", "-w", str(weights),
+            "--backend", "torch", *extra]
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+
+
+def wav_bytes(wav: np.ndarray, sr: int = SR, subtype: str = "PCM_16") -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, wav, sr, subtype=subtype, format="WAV")
+    return buf.getvalue()
+
+
+def decode_output(data: bytes) -> np.ndarray:
+    decoder = WavStreamDecoder()
+    out = decoder.decode(data)
+    assert decoder.format is not None and decoder.format.rate == SR and decoder.leftover == 0
+    return out
+
+
+def offline_pcm(weights: Path, wav: np.ndarray) -> np.ndarray:
+    from vocoder_cli.inference import load_vocoder
+
+    synth = Synthesizer(load_vocoder(str(weights), backend="torch"))
+    return synth.synthesize([synth.mel(wav)])[0]
+
+
+def test_cli_raw_input_that_stops_mid_sample(weights: Path) -> None:
+    wav = speechlike(0.6, seed=3)
+    raw = (np.round(wav * 32767).astype("<i2")).tobytes() + b"\x7f"  # an odd byte count
+    done = subprocess.run(cli(weights, "--raw-format", "s16le:16000", "--raw-output", "--float", "-q"),
+                          input=raw, capture_output=True, env=env(), timeout=120)
+    assert done.returncode == 0, done.stderr.decode()
+    assert b"ended mid-sample; 1 trailing bytes ignored" in done.stderr
+    out = np.frombuffer(done.stdout, dtype="<f4")  # raw f32le, no header
+    at_model_rate = resample(np.round(wav * 32767) / 32768, 16000, SR)
+    expected = offline_pcm(weights, at_model_rate.astype(np.float32))
+    assert out.shape == expected.shape and rel_err(out, expected) <= 1e-4
+
+
+def test_cli_reader_closing_the_pipe_is_a_clean_exit(weights: Path) -> None:
+    producer = subprocess.Popen(cli(weights, "--chunk-ms", "20"), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=env())
+    reader = subprocess.Popen(["head", "-c", "1000"], stdin=producer.stdout, stdout=subprocess.PIPE)
+    assert producer.stdout is not None and producer.stdin is not None
+    producer.stdout.close()  # only `head` holds the read end now
+    try:
+        producer.stdin.write(wav_bytes(speechlike(6.0)))  # ~260 kB of output: far past head's 1000 bytes
+        producer.stdin.close()
+    except BrokenPipeError:
+        pass  # the vocoder may exit before reading all its input
+    got = reader.communicate(timeout=120)[0]
+    stderr = producer.communicate(timeout=120)[1].decode()
+    assert len(got) == 1000
+    assert producer.returncode == 0, stderr
+    assert "Traceback" not in stderr and "Exception" not in stderr, stderr
+
+
+def test_cli_slow_producer_gets_output_before_its_input_ends(weights: Path) -> None:
+    """Small pieces with pauses; the first audio comes back while stdin is still open."""
+    wav = speechlike(1.0, seed=5)
+    data = wav_bytes(wav)
+    proc = subprocess.Popen(cli(weights, "--chunk-ms", "20"), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env())
+    assert proc.stdin is not None and proc.stdout is not None
+    first_half = len(data) // 2
+    for i in range(0, first_half, 101):  # ~110 writes of 101 bytes (odd: pieces end mid-sample)
+        proc.stdin.write(data[i : min(i + 101, first_half)])
+        proc.stdin.flush()
+        time.sleep(0.002)
+    received = b""
+    deadline = time.monotonic() + 60
+    while len(received) <= 44 + 256 * 2 and time.monotonic() < deadline:  # header + at least one frame
+        if select.select([proc.stdout], [], [], 1.0)[0]:
+            received += os.read(proc.stdout.fileno(), 1 << 16)
+    assert len(received) > 44 + 256 * 2, "no audio came back while the input was still arriving"
+    proc.stdin.write(data[first_half:])
+    proc.stdin.close()
+    received += proc.stdout.read()
+    assert proc.wait(timeout=60) == 0
+    stderr = proc.stderr.read() if proc.stderr else b""
+    assert b"look-ahead 6 frames (equals offline)" in stderr, stderr.decode()
+    assert received[:4] == b"RIFF" and struct.unpack("<I", received[40:44])[0] == UNKNOWN_DATA_SIZE
+    expected = offline_pcm(weights, sf.read(io.BytesIO(data), dtype="float32")[0])
+    out = decode_output(received)
+    assert out.shape == expected.shape
+    assert np.abs(out - expected).max() <= 1.5 / 32767 + 1e-4  # 16-bit rounding plus float rounding
+
+
+@pytest.mark.parametrize(
+    "args,stdin,code,message",
+    [
+        (["--raw-format", "s16le"], b"", 2, "--raw-format 's16le': expected"),
+        ([], b"", 1, "<stdin>: empty input (0 bytes)"),
+        ([], b"OggS" + b"\0" * 60, 1, "not a WAV stream"),
+    ],
+)
+def test_cli_stream_errors(weights: Path, args: list[str], stdin: bytes, code: int, message: str) -> None:
+    from typer.testing import CliRunner
+
+    from vocoder_cli.cli.app import app
+
+    result = CliRunner().invoke(app, cli(weights, *args)[3:], input=stdin)
+    assert result.exit_code == code and message in result.output, result.output
+    assert "Traceback" not in result.output
+
+
+def test_cli_stream_usage(weights: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from vocoder_cli.cli.app import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["resynth", "in.wav", str(tmp_path), "--stream", "-w", str(weights)])
+    assert result.exit_code == 2 and "--stream reads audio from stdin" in result.output
+    result = runner.invoke(app, ["resynth", "-", "-", "--raw-format", "s16le:8000", "-w", str(weights)])
+    assert result.exit_code == 2 and "need --stream" in result.output
+
+
+# ---------------------------------------------------------------------------------------------- data
+
+
+@pytest.mark.data
+def test_real_clip_streams_like_offline(data_dir: Path) -> None:
+    from vocoder_cli.audio import load_audio
+
+    wav, _ = load_audio(sorted((data_dir / "ljspeech" / "dev" / "wavs").glob("*.flac"))[0], SR)
+    wav = wav[: 2 * SR]
+    torch.manual_seed(0)
+    synth = synth_for(Generator(generator_preset("v3")).eval())
+    offline = synth.synthesize([synth.mel(wav)])[0]
+    out = streamed(synth, wav, [1, 511, 4096, 64])
+    assert out.shape == offline.shape and rel_err(out, offline) <= 1e-5

@@ -1,0 +1,96 @@
+"""`vocoder resynth - - --stream`: stdin to stdout as the audio arrives (called by cli/resynth.py)."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+from collections.abc import Callable
+from typing import Optional
+
+import typer
+
+from vocoder_cli.cli.common import EXIT_PARTIAL_FAILURE, err_console, fail, user_errors
+from vocoder_cli.errors import AudioError
+from vocoder_cli.inference import Synthesizer
+from vocoder_cli.streaming import StreamingResynthesizer, StreamOptions
+from vocoder_cli.streamio import PcmDecoder, WavStreamDecoder, parse_raw_format, pump, read_available
+
+
+def run_stream(
+    synth: Synthesizer,
+    *,
+    raw_format: Optional[str],
+    raw_output: bool,
+    chunk_ms: float,
+    lookahead_ms: Optional[float],
+    out_sr: Optional[int],
+    float_output: bool,
+    quiet: bool,
+) -> None:
+    """Pump stdin through a streaming resynthesiser to stdout; exit 0 when the reader closes the pipe."""
+    with user_errors():
+        decoder = PcmDecoder(parse_raw_format(raw_format)) if raw_format else WavStreamDecoder("<stdin>")
+    model_rate = synth.vocoder.mel.sample_rate
+    out_rate = out_sr or model_rate
+    options = StreamOptions(chunk_ms=chunk_ms, lookahead_ms=lookahead_ms)
+    built: list[StreamingResynthesizer] = []
+
+    def make(in_rate: int) -> StreamingResynthesizer:
+        resynth = StreamingResynthesizer(synth, options, in_rate=in_rate, out_rate=out_rate, name="<stdin>")
+        built.append(resynth)
+        if not quiet:
+            lat = resynth.latency
+            exact = "equals offline" if resynth.exact else f"approximate: exact needs {resynth.exact_lookahead_frames}"
+            err_console.print(
+                f"streaming {in_rate} Hz -> {out_rate} Hz | chunk {lat.chunk_frames} frames, look-ahead "
+                f"{lat.lookahead_frames} frames ({exact}) | algorithmic latency {lat.ms:.0f} ms",
+                soft_wrap=True,
+            )
+        return resynth
+
+    try:
+        report = pump(
+            _stdin_reader(),
+            sys.stdout.buffer,
+            decoder,
+            make,
+            float_output=float_output,
+            wav_header=not raw_output,
+            out_rate=out_rate,
+        )
+    except BrokenPipeError:
+        _silence_stdout()  # the reader has what it wanted (e.g. `| head -c N`): not an error
+        raise typer.Exit(0) from None
+    except AudioError as exc:
+        raise fail(str(exc), EXIT_PARTIAL_FAILURE) from None
+    if report.leftover_bytes:
+        err_console.print(
+            f"[yellow]warning[/] <stdin>: the input ended mid-sample; {report.leftover_bytes} trailing bytes ignored",
+            soft_wrap=True,
+        )
+    if not quiet:
+        seconds = report.samples_out / out_rate
+        rtf = report.compute_seconds / seconds if seconds else float("nan")
+        err_console.print(
+            f"streamed {seconds:.2f} s of audio in {report.wall_seconds:.2f} s | compute RTF {rtf:.3f} | "
+            f"{synth.vocoder.name} on {synth.device}",
+            soft_wrap=True,
+        )
+
+
+def _stdin_reader() -> Callable[[], bytes]:
+    """Whatever stdin holds now, as soon as anything arrives (os.read on the pipe; read1 on an in-memory stdin)."""
+    stream = sys.stdin.buffer
+    try:
+        fd = stream.fileno()
+    except (OSError, io.UnsupportedOperation):
+        return lambda: stream.read1(1 << 16)
+    return lambda: read_available(fd)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot raise BrokenPipeError again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
