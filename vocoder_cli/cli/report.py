@@ -26,7 +26,8 @@ from vocoder_cli.cli.common import (
 )
 from vocoder_cli.report import ReportOptions, build_report, choose_metrics, expand_groups, parse_set
 from vocoder_cli.report.build import DEFAULT_EXAMPLES, DEFAULT_TOP, ReportResult
-from vocoder_cli.report.choose import DEFAULT_FREE_METRICS, DEFAULT_METRICS, apply_rates
+from vocoder_cli.metrics.registry import apply_rates
+from vocoder_cli.report.choose import DEFAULT_FREE_METRICS, DEFAULT_METRICS
 from vocoder_cli.report.figures import require_matplotlib
 
 MAX_LISTED_PROBLEMS = 20

@@ -21,7 +21,7 @@ from vocoder_cli.audio import atomic_write_bytes
 from vocoder_cli.cli.common import EXIT_PARTIAL_FAILURE, err_console, fail, progress_bar, resolve_device, user_errors
 from vocoder_cli.errors import VocoderError
 from vocoder_cli.metrics import Metric, Pair, ScoreRun, pair_paths, parse_metrics, parse_pairs, score_pairs
-from vocoder_cli.metrics.registry import for_unaligned_pairs
+from vocoder_cli.metrics.registry import apply_rates, for_unaligned_pairs
 from vocoder_cli.metrics.report import RENDERERS, summary_rows
 
 MAX_LISTED_FAILURES = 20
@@ -87,30 +87,6 @@ def _choose_metrics(spec: str, have_ref: bool, wvmos_ckpt: Optional[str]) -> lis
             continue
         usable.append(metric)
     return usable
-
-
-def _apply_rates(metrics: list[Metric], spec: Optional[str]) -> list[Metric]:
-    """``--rate 24000`` (every metric whose rate is adjustable) or ``--rate mcd=16000,mstft=24000``."""
-    if not spec:
-        return metrics
-    wanted: dict[str, int] = {}
-    adjustable = [m.name for m in metrics if m.rate_adjustable]
-    try:
-        if "=" not in spec:
-            if not adjustable:
-                raise fail(f"--rate applies to mstft, mcd, sisdr and lsd; none of them is among "
-                           f"{', '.join(m.name for m in metrics)}")
-            wanted = {name: int(spec) for name in adjustable}
-        else:
-            for item in spec.split(","):
-                name, _, hz = item.partition("=")
-                metric = parse_metrics(name)[0]
-                if metric.name not in [m.name for m in metrics]:
-                    raise fail(f"--rate {item}: {metric.name} is not among the chosen metrics")
-                wanted[metric.name] = int(hz)
-    except ValueError:
-        raise fail(f"--rate {spec!r}: expected HZ or NAME=HZ[,NAME=HZ] with whole numbers") from None
-    return [m.at_rate(wanted[m.name]) if m.name in wanted else m for m in metrics]
 
 
 def _fmt(value: object, digits: int = 3) -> str:
@@ -188,7 +164,7 @@ def score(
         chosen = _choose_metrics(metrics or ("pesq,stoi,estoi" if have_ref else "dnsmos"), have_ref, wvmos_ckpt)
         if not chosen:
             raise fail("no usable metric (see the warnings above)")
-        chosen = _apply_rates(chosen, rate)
+        chosen = apply_rates(chosen, rate)
         if unaligned:
             chosen = for_unaligned_pairs(chosen)
         neural = any(m.neural for m in chosen)

@@ -98,3 +98,26 @@ def for_unaligned_pairs(metrics: list[Metric]) -> list[Metric]:
             )
     return chosen
 
+
+def apply_rates(metrics: list[Metric], spec: str | None) -> list[Metric]:
+    """``--rate HZ`` (every rate-adjustable metric) or ``--rate NAME=HZ,...`` (``score``, ``report``);
+    a bad spec or a metric whose rate is fixed is a ConfigError."""
+    if not spec:
+        return metrics
+    wanted: dict[str, int] = {}
+    try:
+        if "=" not in spec:
+            wanted = {m.name: int(spec) for m in metrics if m.rate_adjustable}
+            if not wanted:
+                raise ConfigError("--rate applies to mstft, mcd, sisdr and lsd; none of them is among "
+                                  f"{', '.join(m.name for m in metrics)}")
+        else:
+            for item in spec.split(","):
+                name, _, hz = item.partition("=")
+                metric = parse_metrics(name)[0]
+                if metric.name not in [m.name for m in metrics]:
+                    raise ConfigError(f"--rate {item}: {metric.name} is not among the chosen metrics")
+                wanted[metric.name] = int(hz)
+    except ValueError:
+        raise ConfigError(f"--rate {spec!r}: expected HZ or NAME=HZ[,NAME=HZ] with whole numbers") from None
+    return [m.at_rate(wanted[m.name]) if m.name in wanted else m for m in metrics]

@@ -86,28 +86,6 @@ def choose_metrics(
     return metrics, [m for m in metrics if not m.paired], []
 
 
-def apply_rates(metrics: list[Metric], spec: str | None) -> list[Metric]:
-    """``--rate HZ`` (every rate-adjustable metric) or ``--rate NAME=HZ,...``, as in `vocoder score`."""
-    if not spec:
-        return metrics
-    wanted: dict[str, int] = {}
-    try:
-        if "=" not in spec:
-            wanted = {m.name: int(spec) for m in metrics if m.rate_adjustable}
-            if not wanted:
-                raise ConfigError("--rate applies to mstft, mcd, sisdr and lsd; none of them was chosen")
-        else:
-            for item in spec.split(","):
-                name, _, hz = item.partition("=")
-                metric = parse_metrics(name)[0]
-                if metric.name not in [m.name for m in metrics]:
-                    raise ConfigError(f"--rate {item}: {metric.name} is not among the chosen metrics")
-                wanted[metric.name] = int(hz)
-    except ValueError:
-        raise ConfigError(f"--rate {spec!r}: expected HZ or NAME=HZ[,NAME=HZ] with whole numbers") from None
-    return [m.at_rate(wanted[m.name]) if m.name in wanted else m for m in metrics]
-
-
 def rank_key(keys: list[str], wanted: str | None) -> str | None:
     """The key that orders a group's files (worst/best lists, examples): ``wanted`` when the group has it."""
     if wanted is not None and wanted in keys:
