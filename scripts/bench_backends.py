@@ -1,10 +1,11 @@
 """Side-by-side synthesis speed and accuracy of the backends, in one process, on real speech (issue 11).
 
 For each HiFi-GAN variant (V1, V2, V3) the same weights run through:
-  reference  the official architecture in plain eager PyTorch (tests/official_ref.py RefGenerator, weight
+  reference  the official architecture in plain eager PyTorch (vocoder_cli/bench_reference.py, weight
              norm removed as jik876/hifi-gan's inference.py does): what the official code runs
   eager      our Generator, eager PyTorch (`--backend torch`)
   onnx       our ONNX export run by ONNX Runtime, all graph optimisations (`--backend onnx`)
+  onnx-spin  the same with ONNX Runtime's default of idle worker threads spinning (not in the default list)
   jit        torch.jit.trace + freeze + optimize_for_inference (oneDNN)
   compile    torch.compile (inductor; on CPU it builds C++ with gcc)
 on the log-mel of ~`--seconds` of real LJSpeech speech (ljspeech/dev, concatenated). Timed runs are
@@ -16,6 +17,7 @@ torch.utils.flop_counter on the reference forward; the machine's peak is cores x
     python scripts/bench_backends.py                       # V1 (hifigan-lj-v1), V2 (hifigan-lj-v2), V3 (random)
     python scripts/bench_backends.py --variants v1 --seconds 5 --repeats 3 --candidates eager,onnx,jit
     python scripts/bench_backends.py --json results.jsonl  # one JSON object per (variant, candidate)
+    python scripts/bench_backends.py --markdown table.md   # the docs/performance.md table, load average included
 
 Weights: `--weights-v1/--weights-v2/--weights-v3` take a name or a .safetensors path; a name that is not in
 the cache (or `random`) gives PyTorch's default init of that architecture, and the output says so.
@@ -25,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import statistics
 import sys
 import tempfile
@@ -41,8 +42,9 @@ from torch import nn
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.official_ref import OFFICIAL_CONFIGS, RefGenerator  # noqa: E402
 from vocoder_cli.audio import resample  # noqa: E402
+from vocoder_cli.bench import count_gflop, load_average, machine_peak_gflops, speech_mel  # noqa: E402
+from vocoder_cli.bench_reference import reference_for  # noqa: E402
 from vocoder_cli.mel import MelConfig, MelSpectrogram  # noqa: E402
 from vocoder_cli.models import Generator, generator_preset  # noqa: E402
 
@@ -51,22 +53,12 @@ CANDIDATES = ("eager", "onnx", "jit", "compile")
 Runner = Callable[[torch.Tensor], np.ndarray]
 
 
-def machine_peak_gflops(threads: int) -> tuple[float, str]:
-    """cores x FLOP/cycle x GHz for fp32 (an estimate: the nominal clock, no turbo)."""
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    mhz = [float(m) for m in re.findall(r"cpu MHz\s*:\s*([\d.]+)", info)] or [2000.0]
-    flags = set(re.search(r"flags\s*:(.*)", info).group(1).split()) if "flags" in info else set()
-    per_cycle = 64 if "avx512f" in flags else 32 if {"avx2", "fma"} <= flags else 16
-    model = (re.findall(r"model name\s*:\s*(.*)", info) or ["unknown CPU"])[0].strip()
-    peak = threads * per_cycle * mhz[0] / 1000
-    return peak, f"{model}, {threads} threads x {per_cycle} FLOP/cycle x {mhz[0] / 1000:.2f} GHz = {peak:.0f} GFLOP/s"
-
-
 def real_mel(data: Path, seconds: float, mel: MelConfig) -> torch.Tensor:
     """[1, n_mels, frames] log-mel of real speech: ljspeech/dev clips concatenated, cut to ``seconds``."""
     clips = sorted((data / "ljspeech" / "dev" / "wavs").glob("*.flac"))
     if not clips:
-        raise SystemExit(f"no real speech in {data}/ljspeech/dev/wavs")
+        print(f"no ljspeech/dev in {data}: using the bundled demo prompts", file=sys.stderr)
+        return speech_mel(mel, seconds)[None]
     parts, total = [], 0
     for clip in clips:
         wav, sr = sf.read(clip, dtype="float32")
@@ -99,16 +91,6 @@ def load_weights(variant: str, spec: str) -> tuple[Generator, MelConfig, str]:
     return Generator(generator_preset(variant)).eval(), MelConfig(), "random (PyTorch default init)"
 
 
-def reference_model(variant: str, ours: Generator) -> nn.Module:
-    """The official-architecture generator with the same (folded) weights, weight norm removed."""
-    ref = RefGenerator(OFFICIAL_CONFIGS[variant])
-    for module in ref.modules():
-        if hasattr(module, "weight_g"):
-            nn.utils.remove_weight_norm(module)
-    ref.load_state_dict(ours.state_dict(), strict=True)
-    return ref.eval()
-
-
 def torch_runner(model: nn.Module) -> Runner:
     def run(mel: torch.Tensor) -> np.ndarray:
         with torch.inference_mode():
@@ -121,10 +103,14 @@ def build(candidate: str, generator: Generator, mel_cfg: MelConfig, mel: torch.T
     """A callable for one candidate (setup, export or compilation happens here or on its first call)."""
     if candidate == "eager":
         return torch_runner(generator)
-    if candidate == "onnx":
-        from vocoder_cli.backends.onnx import export_onnx, load_onnx
+    if candidate in ("onnx", "onnx-spin"):
+        from vocoder_cli.backends.onnx import OnnxGenerator, export_onnx, load_onnx, make_session
 
-        path = export_onnx(generator, mel_cfg, tmp / "model.onnx").path
+        path = tmp / "model.onnx"
+        if not path.is_file():
+            export_onnx(generator, mel_cfg, path)
+        if candidate == "onnx-spin":  # the same model, worker threads spinning while idle (ONNX Runtime's default)
+            return torch_runner(OnnxGenerator(make_session(path, spinning=True), generator.cfg))
         return torch_runner(load_onnx(path).generator)
     if candidate == "jit":
         with torch.no_grad():
@@ -133,23 +119,15 @@ def build(candidate: str, generator: Generator, mel_cfg: MelConfig, mel: torch.T
         return torch_runner(frozen)
     if candidate == "compile":
         return torch_runner(torch.compile(generator, backend="inductor", dynamic=False))
-    raise SystemExit(f"unknown candidate {candidate!r}: {', '.join(CANDIDATES)}")
-
-
-def count_flops(model: nn.Module, mel: torch.Tensor) -> float:
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
-        model(mel)
-    return float(counter.get_total_flops())
+    raise SystemExit(f"unknown candidate {candidate!r}: {', '.join(CANDIDATES)}, onnx-spin")
 
 
 def bench_variant(variant: str, args: argparse.Namespace, peak: float) -> list[dict]:
     generator, mel_cfg, source = load_weights(variant, getattr(args, f"weights_{variant}"))
     mel = real_mel(args.data, args.seconds, mel_cfg)
     audio_s = mel.shape[-1] * mel_cfg.hop_length / mel_cfg.sample_rate
-    reference = reference_model(variant, generator)
-    flops = count_flops(reference, mel)
+    reference = reference_for(generator)
+    flops = count_gflop(reference, mel) * 1e9
     runners: dict[str, Runner] = {"reference": torch_runner(reference)}
     setup: dict[str, float] = {"reference": 0.0}
     outputs: dict[str, np.ndarray] = {}
@@ -183,7 +161,7 @@ def bench_variant(variant: str, args: argparse.Namespace, peak: float) -> list[d
             "speedup_vs_reference": round(ref_time / wall, 3), "rtf": round(wall / audio_s, 4),
             "max_rel_error": err, "gflop": round(flops / 1e9, 2), "gflops_per_s": round(flops / 1e9 / wall, 1),
             "percent_of_peak": round(100 * flops / 1e9 / wall / peak, 1), "setup_seconds": round(setup[name], 2),
-            "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "threads": torch.get_num_threads(), "torch": torch.__version__, "load_average": load_average(),
         })
     return rows
 
@@ -197,6 +175,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch and ONNX Runtime threads.")
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--json", type=Path, default=None, help="Also write one JSON object a line here.")
+    parser.add_argument("--markdown", type=Path, default=None, help="Also write the docs/performance.md table here.")
     for variant, default in DEFAULT_WEIGHTS.items():
         parser.add_argument(f"--weights-{variant}", default=default, help=f"{variant} weights (or random).")
     args = parser.parse_args()
@@ -204,7 +183,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     peak, how = machine_peak_gflops(torch.get_num_threads())
-    print(f"peak estimate: {how}; torch {torch.__version__}")
+    start_load = load_average()
+    print(f"peak estimate: {how}; torch {torch.__version__}; load average {start_load}")
     rows: list[dict] = []
     for variant in [v.strip() for v in args.variants.split(",")]:
         rows += bench_variant(variant, args, peak)
@@ -220,6 +200,29 @@ def main() -> None:
         sys.stdout.flush()
     if args.json:
         args.json.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    table = markdown_table(rows, how, start_load)
+    print("\n" + table)
+    if args.markdown:
+        args.markdown.write_text(table)
+
+
+def markdown_table(rows: list[dict], peak_how: str, start_load: tuple | None) -> str:
+    """The docs/performance.md table: one line per (variant, candidate), with the machine and its load."""
+    lines = [
+        f"Machine: {peak_how}; torch {torch.__version__}, {rows[0]['threads']} threads. Load average (1/5/15 min) "
+        f"at the start {start_load}, at the end {rows[-1]['load_average']}.",
+        "",
+        "| variant | weights | candidate | median wall s | RTF | x reference | max rel err vs reference | GFLOP/s "
+        "| % of peak | runs s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['variant'].upper()} | {r['weights']} | {r['candidate']} | {r['wall_seconds']:.3f} | {r['rtf']:.3f} "
+            f"| {r['speedup_vs_reference']:.2f} | {r['max_rel_error']:.1e} | {r['gflops_per_s']:.1f} "
+            f"| {r['percent_of_peak']:.1f} | {' '.join(f'{t:.2f}' for t in r['all_seconds'])} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from tests.conftest import require_module
 from tests.helpers import tiny_weights
 from vocoder_cli.cli.app import app
 
@@ -20,18 +22,57 @@ def bench(*args: str) -> list[dict]:
     return [json.loads(line) for line in result.stdout.splitlines()]
 
 
-def test_bench_synth_rows(tmp_path: Path) -> None:
+SYNTH_FIELDS = {"model", "backend", "parameters", "audio_seconds", "wall_seconds", "runs", "real_time_factor",
+                "x_real_time", "reference_seconds", "speedup_vs_reference", "max_rel_error", "within_bar", "gflop",
+                "gflops_per_second", "percent_of_peak", "auto_picks", "device", "batch", "precision", "threads",
+                "torch", "load_average"}
+
+
+def test_bench_synth_compares_backends_with_the_reference(tmp_path: Path) -> None:
+    require_module("onnx", "onnx")
+    require_module("onnxruntime", "onnx")
     weights = tiny_weights(tmp_path / "tiny.safetensors")  # explicit weights: no download, no default model
-    (row,) = bench("synth", "--weights", str(weights), "--device", "cpu", "--seconds", "0.5", "--repeats", "1",
-                   "--json")
-    assert {"model", "parameters", "audio_seconds", "wall_seconds", "real_time_factor", "x_real_time", "device",
-            "batch", "precision", "threads", "torch"} <= set(row)
-    assert row["device"] == "cpu" and row["audio_seconds"] == 0.5 and row["batch"] == 1
-    assert row["parameters"] > 10_000 and row["wall_seconds"] > 0
-    assert row["real_time_factor"] == pytest.approx(row["wall_seconds"] / 0.5, rel=1e-3 + 5e-4 / row["wall_seconds"])
-    result = runner.invoke(app, ["bench", "synth", "--weights", str(weights), "--device", "cpu", "--seconds", "0.5",
-                                 "--repeats", "1"])
-    assert result.exit_code == 0 and "synthesis on cpu" in result.stdout and "RTF" in result.stdout
+    rows = bench("synth", "--weights", str(weights), "--device", "cpu", "--backend", "torch,onnx", "--seconds", "0.5",
+                 "--repeats", "2", "--json")
+    assert [r["backend"] for r in rows] == ["reference", "torch", "onnx"]
+    ref = rows[0]
+    for row in rows:
+        assert SYNTH_FIELDS <= set(row), SYNTH_FIELDS - set(row)
+        assert row["model"] == str(weights) and row["device"] == "cpu" and row["batch"] == 1
+        # 0.5 s of the demo speech at 22.05 kHz is 43 whole frames of 256 samples
+        assert row["audio_seconds"] == pytest.approx(43 * 256 / 22050, abs=1e-4) and row["parameters"] > 10_000
+        assert len(row["runs"]) == 2 and row["wall_seconds"] == pytest.approx(statistics.median(row["runs"]), abs=2e-6)
+        assert row["reference_seconds"] == ref["wall_seconds"]  # one reference, timed in the same rounds
+        assert row["speedup_vs_reference"] == pytest.approx(row["reference_seconds"] / row["wall_seconds"], rel=1e-3)
+        assert row["real_time_factor"] == pytest.approx(row["wall_seconds"] / row["audio_seconds"], rel=1e-3)
+        assert row["gflop"] == ref["gflop"] > 0
+        assert row["gflops_per_second"] == pytest.approx(row["gflop"] / row["wall_seconds"], rel=1e-2)
+    assert ref["speedup_vs_reference"] == 1.0 and ref["max_rel_error"] == 0.0
+    # the same weights through our torch generator and through ONNX Runtime: the same audio as the reference
+    assert rows[1]["max_rel_error"] < 1e-5 and rows[2]["max_rel_error"] < 1e-4
+    assert all(r["within_bar"] for r in rows)
+    assert sum(r["auto_picks"] for r in rows) == 1 and rows[2]["auto_picks"]  # auto runs onnx on the CPU
+    shown = runner.invoke(app, ["bench", "synth", "--weights", str(weights), "--device", "cpu", "--backend", "torch",
+                                "--seconds", "0.3", "--repeats", "1"])
+    assert shown.exit_code == 0, shown.output
+    assert "reference" in shown.stdout and "tiny.safetensors" in shown.stdout and "RTF" in shown.stdout
+    assert "jik876/hifi-gan's generator" in shown.stderr and "load average" in shown.stderr
+
+
+def test_bench_synth_presets_and_batch() -> None:
+    rows = bench("synth", "--models", "v3", "--backend", "torch", "--device", "cpu", "--seconds", "0.2",
+                 "--batch", "2", "--repeats", "1", "--json")
+    assert [(r["model"], r["backend"]) for r in rows] == [("v3", "reference"), ("v3", "torch")]
+    assert rows[1]["parameters"] == 1_462_273  # the V3 generator without weight norm
+    assert rows[1]["batch"] == 2 and rows[1]["audio_seconds"] == pytest.approx(2 * 17 * 256 / 22050, abs=1e-4)
+    assert rows[1]["max_rel_error"] < 1e-5 and rows[1]["gflop"] > 0
+
+
+def test_bench_synth_refuses_an_onnx_file(tmp_path: Path) -> None:
+    (tmp_path / "model.onnx").write_bytes(b"not used")
+    result = runner.invoke(app, ["bench", "synth", "--weights", str(tmp_path / "model.onnx"), "--device", "cpu",
+                                 "--backend", "torch"])
+    assert result.exit_code == 2 and "needs the .safetensors weights" in result.output
 
 
 def test_bench_score_rows() -> None:

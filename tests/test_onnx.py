@@ -35,7 +35,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*torch.nn.utils.(weight|spectra
 
 @pytest.fixture(autouse=True)
 def _own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("VOCODER_DATA_DIR", str(tmp_path / "data"))  # ONNX exports are cached there
+    monkeypatch.setenv("VOCODER_DATA_DIR", str(tmp_path / "data"))  # nothing from the user's weights cache
 
 
 def _speech_mel(mel: MelConfig, frames: int, offset: int = 0) -> torch.Tensor:
@@ -105,13 +105,14 @@ def test_real_lj_v2_clip_through_the_cli_equals_torch(data_dir: Path, tmp_path: 
     assert outs["onnx"].shape == outs["torch"].shape and rel <= 1e-4
 
 
-def test_backend_onnx_exports_once_to_the_cache_and_reuses_it(tmp_path: Path) -> None:
+def test_backend_onnx_exports_once_to_the_cache_and_reuses_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOCODER_CACHE_DIR", str(tmp_path / "cache"))
     weights = tiny_weights(tmp_path / "tiny.safetensors")
     lines: list[str] = []
     vocoder = load_vocoder(str(weights), backend="onnx", notify=lines.append)
     cached = cache_path(weights)
     assert vocoder.backend == "onnx" and cached.is_file()
-    assert cached.parent == tmp_path / "data" / "onnx" and "-opset17-ort" in cached.name
+    assert cached.parent == tmp_path / "cache" / "onnx" and "-opset17-ort" in cached.name
     assert len(lines) == 1 and lines[0].startswith("exporting ") and str(cached.parent) in lines[0]
     stamp = cached.stat().st_mtime_ns
     again = load_vocoder(str(weights), backend="auto", notify=lines.append)

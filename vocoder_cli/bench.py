@@ -1,92 +1,239 @@
-"""Synthesis speed: real-time factor of a vocoder on this machine (used by `vocoder bench synth`)."""
+"""Synthesis speed and accuracy of each backend against the official architecture (`vocoder bench synth`).
+
+For one generator (a preset with random weights, or real weights) the same mel of real speech runs
+through the reference, jik876/hifi-gan's generator in plain eager PyTorch
+(:mod:`vocoder_cli.bench_reference`), and through each backend as `resynth` runs it (the
+:class:`~vocoder_cli.inference.Synthesizer` engine). Timed runs are interleaved round robin, so a change
+in machine load hits every candidate alike; medians are reported with every run. Accuracy is
+max |out - reference| / max |reference| (the bar is 1e-4).
+"""
 
 from __future__ import annotations
 
+import copy
+import os
+import re
+import statistics
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
-from vocoder_cli.errors import ConfigError
+from vocoder_cli.audio import find_audio_files, load_audio
+from vocoder_cli.backends import choose_backend, onnx_exporter_available, onnx_runtime_available
+from vocoder_cli.backends.onnx import ACCURACY_BAR
+from vocoder_cli.bench_reference import reference_for
+from vocoder_cli.errors import ConfigError, WeightsError
 from vocoder_cli.inference import EngineOptions, Synthesizer, Vocoder, receptive_field_frames
-from vocoder_cli.mel import MelConfig
-from vocoder_cli.models import Generator, GeneratorConfig, generator_preset
+from vocoder_cli.mel import MelConfig, MelSpectrogram
+from vocoder_cli.models import Generator, generator_preset
+
+REFERENCE = "reference"
 
 
 @dataclass(frozen=True)
-class SynthBenchResult:
-    name: str
+class SynthRow:
+    """One candidate (the reference or a backend) on one model."""
+
+    model: str
+    backend: str  # reference | torch | onnx
     parameters: int
-    audio_seconds: float
-    wall_seconds: float  # median over the timed repeats
+    audio_seconds: float  # summed over the batch
+    wall_seconds: float  # median of the timed runs
+    runs: tuple[float, ...]
+    reference_seconds: float  # the reference's median, from the same interleaved rounds
+    max_rel_error: float  # max |out - reference| / max |reference|
+    gflop: float  # per pass, counted on the reference
 
     @property
     def real_time_factor(self) -> float:
         return self.wall_seconds / self.audio_seconds
 
     @property
-    def speed(self) -> float:
-        """Seconds of audio per wall second (x real time)."""
-        return self.audio_seconds / self.wall_seconds
+    def speedup(self) -> float:
+        """How many times faster than the reference (reference seconds / these seconds)."""
+        return self.reference_seconds / self.wall_seconds
+
+    @property
+    def gflops_per_second(self) -> float:
+        return self.gflop / self.wall_seconds
 
 
-def preset_vocoder(name: str, mel: MelConfig | None = None, backend: str = "torch") -> Vocoder:
-    """A randomly initialised preset generator: speed does not depend on the weights' values.
+@dataclass
+class BenchModel:
+    """A generator to compare: our torch module (the reference gets its weights) and each backend."""
 
-    ``backend`` onnx exports it to a temporary ONNX file first (random weights are not cached)."""
+    name: str
+    generator: Generator
+    mel: MelConfig
+    backends: dict[str, Vocoder]
+
+
+def machine_peak_gflops(threads: int) -> tuple[float, str]:
+    """fp32 peak estimate: threads x FLOP/cycle (AVX-512 64, AVX2 + FMA 32, else 16) x the nominal clock
+    from /proc/cpuinfo (no turbo), and a sentence saying how it was reckoned."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    mhz = [float(m) for m in re.findall(r"cpu MHz\s*:\s*([\d.]+)", info)] or [2000.0]
+    flags_line = re.search(r"flags\s*:(.*)", info)
+    flags = set(flags_line.group(1).split()) if flags_line else set()
+    per_cycle = 64 if "avx512f" in flags else 32 if {"avx2", "fma"} <= flags else 16
+    model = (re.findall(r"model name\s*:\s*(.*)", info) or ["unknown CPU"])[0].strip()
+    peak = threads * per_cycle * mhz[0] / 1000
+    return peak, f"{model}, {threads} threads x {per_cycle} FLOP/cycle x {mhz[0] / 1000:.2f} GHz = {peak:.0f} GFLOP/s"
+
+
+def load_average() -> tuple[float, float, float] | None:
+    """The 1/5/15-minute load average (None where the OS has none): say how busy the machine was."""
+    try:
+        return tuple(round(x, 2) for x in os.getloadavg())  # type: ignore[return-value]
+    except OSError:
+        return None
+
+
+def speech_mel(mel: MelConfig, seconds: float, source: Path | None = None) -> torch.Tensor:
+    """[n_mels, frames] log-mel of ``seconds`` of real speech: the bundled demo prompts (or the audio
+    files under ``source``) concatenated, repeated when too short."""
+    from vocoder_cli.metrics.bench import demo_speech
+
+    if source is not None:
+        files = find_audio_files(source)
+        if not files:
+            raise ConfigError(f"{source}: no audio files")
+        speech = np.concatenate([load_audio(p, mel.sample_rate)[0] for p in files])
+    else:
+        speech = demo_speech(mel.sample_rate)
+    length = max(int(seconds * mel.sample_rate), mel.hop_length)
+    wav = np.tile(speech, length // speech.size + 1)[:length].astype(np.float32)
+    with torch.inference_mode():
+        return MelSpectrogram(mel)(torch.from_numpy(np.ascontiguousarray(wav))[None])[0]
+
+
+def count_gflop(model: nn.Module, mel: torch.Tensor) -> float:
+    """GFLOP of one forward pass, counted on meta tensors (no arithmetic is done)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    meta = copy.deepcopy(model).to("meta")
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        meta(mel.to("meta"))
+    return counter.get_total_flops() / 1e9
+
+
+def preset_model(name: str, backends: Sequence[str], mel: MelConfig | None = None) -> BenchModel:
+    """A preset (v1, v2, v3) with PyTorch's default init (seed 0): speed does not depend on the weights'
+    values (accuracy does a little; real weights give the figure that counts)."""
     mel = mel or MelConfig()
     cfg = generator_preset(name)
     torch.manual_seed(0)
     generator = Generator(cfg).eval()
-    context = receptive_field_frames(cfg) + 2
-    if backend == "torch":
-        return Vocoder(generator, mel, name, context)
-    if backend != "onnx":
-        raise ConfigError(f"unknown backend {backend!r} for a preset: torch or onnx")
+    vocoders: dict[str, Vocoder] = {}
+    for backend in backends:
+        if backend == "torch":
+            vocoders[backend] = Vocoder(generator, mel, name, receptive_field_frames(cfg) + 2)
+        elif backend == "onnx":
+            vocoders[backend] = _temporary_onnx(generator, mel, name)
+        else:
+            raise ConfigError(f"unknown backend {backend!r}: torch or onnx")
+    return BenchModel(name, generator, mel, vocoders)
+
+
+def _temporary_onnx(generator: Generator, mel: MelConfig, name: str) -> Vocoder:
     from vocoder_cli.backends.onnx import export_onnx, load_onnx
 
     with tempfile.TemporaryDirectory(prefix="vocoder-bench-") as tmp:
         export_onnx(generator, mel, Path(tmp) / f"{name}.onnx")
         loaded = load_onnx(Path(tmp) / f"{name}.onnx")  # the session holds the model in memory
-    return Vocoder(loaded.generator, mel, name, context, backend="onnx")
+    return Vocoder(loaded.generator, mel, name, receptive_field_frames(loaded.config) + 2, backend="onnx")
 
 
-def parameter_count(vocoder: Vocoder) -> int:
-    """Generator parameters (for an ONNX model: those of the architecture in its config)."""
-    count = sum(p.numel() for p in vocoder.model.parameters())
-    cfg = getattr(vocoder.model, "cfg", None)
-    if count == 0 and isinstance(cfg, GeneratorConfig):
-        with torch.device("meta"):
-            count = sum(p.numel() for p in Generator(cfg).parameters())
-    return count
+def weights_model(
+    weights: str,
+    backends: Sequence[str],
+    device: str = "cpu",
+    *,
+    offline: bool | None = None,
+    notify: Callable[[str], None] | None = None,
+) -> BenchModel:
+    """Real weights (a name or a ``.safetensors`` path): the reference needs the torch weights, so an
+    exported ``.onnx`` file cannot be compared here."""
+    from vocoder_cli.backends.onnx import is_onnx_path
+    from vocoder_cli.inference import load_vocoder
+    from vocoder_cli.weights.format import load_generator
+    from vocoder_cli.weights.resolve import ensure_weights
+
+    path = ensure_weights(weights, offline=offline, notify=notify)
+    if is_onnx_path(path):
+        raise WeightsError(f"{path}: bench synth compares against the official architecture in PyTorch, so it "
+                           "needs the .safetensors weights (or a name), not an exported .onnx")
+    loaded = load_generator(path, "cpu")
+    vocoders = {b: load_vocoder(weights, device, offline=offline, notify=notify, backend=b) for b in backends}
+    label = next(iter(vocoders.values())).name if vocoders else weights
+    return BenchModel(label, loaded.generator.eval(), loaded.mel, vocoders)
 
 
-def bench_synthesis(
-    vocoder: Vocoder,
+def backends_to_compare(requested: str, device: str) -> list[str]:
+    """``all`` means every backend that can run here; otherwise the comma-separated list as given (``auto``
+    becomes the backend it picks here)."""
+    if requested != "all":
+        listed = [b.strip() for b in requested.split(",") if b.strip()]
+        picked = [choose_backend(b, device, exportable=onnx_exporter_available()) for b in listed]
+        return list(dict.fromkeys(picked))
+    onnx = device == "cpu" and onnx_runtime_available() and onnx_exporter_available()
+    return ["torch", "onnx"] if onnx else ["torch"]
+
+
+def compare_backends(
+    model: BenchModel,
+    mel: torch.Tensor,
     *,
     device: str = "cpu",
-    seconds: float = 10.0,
     batch: int = 1,
     repeats: int = 3,
     precision: str = "fp32",
-) -> SynthBenchResult:
-    """Median wall time to vocode ``batch`` utterances of ``seconds`` each (one warm-up first)."""
-    synth = Synthesizer(vocoder, device, EngineOptions(batch_size=batch, chunk_frames=1 << 20, precision=precision))
-    rng = np.random.default_rng(0)
-    wav = (0.1 * rng.standard_normal(int(seconds * vocoder.mel.sample_rate))).astype(np.float32)
-    mels = [synth.mel(wav)] * batch
-    synth.synthesize(mels)  # warm-up (allocator, cuDNN autotune)
-    times = []
+) -> list[SynthRow]:
+    """Time the reference and every backend of ``model`` on ``mel`` [n_mels, frames] (``batch`` copies),
+    interleaved round robin after one untimed warm-up each; rows in order, the reference first."""
+    reference = reference_for(model.generator).to(device)
+    batched = mel[None].expand(batch, -1, -1).contiguous()
+
+    def run_reference() -> np.ndarray:
+        with torch.inference_mode():
+            return reference(batched.to(device))[:, 0].float().cpu().numpy()
+
+    runners: dict[str, Callable[[], np.ndarray]] = {REFERENCE: run_reference}
+    for backend, vocoder in model.backends.items():
+        vocoder.model.to(device)
+        synth = Synthesizer(vocoder, device, EngineOptions(batch_size=batch, precision=precision))
+        runners[backend] = lambda synth=synth: np.stack(synth.synthesize([mel] * batch))
+    outputs = {name: run() for name, run in runners.items()}  # warm-up, and the outputs compared
+    times: dict[str, list[float]] = {name: [] for name in runners}
     for _ in range(repeats):
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        synth.synthesize(mels)
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    params = parameter_count(vocoder)
-    return SynthBenchResult(vocoder.name, params, seconds * batch, float(np.median(times)))
+        for name, run in runners.items():
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            run()
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            times[name].append(time.perf_counter() - start)
+    ref_out, ref_time = outputs[REFERENCE], statistics.median(times[REFERENCE])
+    scale = max(float(np.max(np.abs(ref_out))), 1e-12)
+    gflop = count_gflop(reference.cpu(), batched)
+    params = sum(p.numel() for p in model.generator.parameters())
+    audio = batch * mel.shape[-1] * model.mel.hop_length / model.mel.sample_rate
+    return [
+        SynthRow(model.name, name, params, audio, statistics.median(t), tuple(t), ref_time,
+                 float(np.max(np.abs(outputs[name] - ref_out))) / scale, gflop)
+        for name, t in times.items()
+    ]
+
+
+def auto_pick(rows: list[SynthRow], model: str, device: str) -> str:
+    """The backend ``--backend auto`` would run for this model, given the accuracy measured here."""
+    onnx = [r for r in rows if r.model == model and r.backend == "onnx"]
+    checked = None if not onnx else onnx[0].max_rel_error <= ACCURACY_BAR
+    return choose_backend("auto", device, exportable=onnx_exporter_available(), onnx_checked=checked)

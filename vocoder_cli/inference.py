@@ -146,7 +146,9 @@ class Synthesizer:
         return self.mel_fn(tensor[None])[0]
 
     @torch.inference_mode()
-    def _run(self, batch: torch.Tensor) -> torch.Tensor:
+    def run_batch(self, batch: torch.Tensor) -> torch.Tensor:
+        """One forward pass, no batching or chunking: mel [B, n_mels, frames] -> float32 audio
+        [B, frames * hop] on the engine's device (for callers that cut their own windows, e.g. streaming)."""
         with self._autocast():
             out = self.vocoder.model(batch.to(self.device))
         return out.float()[:, 0]
@@ -158,7 +160,7 @@ class Synthesizer:
         batch = torch.full((len(mels), mels[0].shape[0], longest), fill, device=self.device)
         for i, m in enumerate(mels):
             batch[i, :, : m.shape[-1]] = m.to(self.device)
-        wavs = self._run(batch)
+        wavs = self.run_batch(batch)
         return [wavs[i, : m.shape[-1] * hop].cpu().numpy() for i, m in enumerate(mels)]
 
     def synthesize_long(self, mel: torch.Tensor) -> np.ndarray:
@@ -169,7 +171,7 @@ class Synthesizer:
         for start in range(0, frames, size):
             stop = min(start + size, frames)
             lo, hi = max(0, start - ctx), min(frames, stop + ctx)
-            wav = self._run(mel[None, :, lo:hi].to(self.device))[0]
+            wav = self.run_batch(mel[None, :, lo:hi].to(self.device))[0]
             out[start * hop : stop * hop] = wav[(start - lo) * hop : (stop - lo) * hop].cpu().numpy()
         return out
 

@@ -232,7 +232,7 @@ class StreamingResynthesizer:
         self.latency = StreamLatency(chunk, lookahead, cfg.hop_length, mel_future, cfg.sample_rate)
         self.mel = StreamingMel(synth.mel_fn)
         self.generator = StreamingGenerator(
-            synth._run,
+            synth.run_batch,
             cfg.hop_length,
             cfg.n_mels,
             chunk_frames=chunk,

@@ -1,27 +1,42 @@
-"""`vocoder bench synth`: real-time factor of V1/V2/V3 (or given weights) on this machine."""
+"""`vocoder bench synth`: each backend against the official architecture, side by side, on real speech."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Optional
 
 import torch
 import typer
 from rich.table import Table
 
-from vocoder_cli.bench import bench_synthesis, preset_vocoder
-from vocoder_cli.backends import choose_backend, onnx_exporter_available
-from vocoder_cli.cli.common import (
-    BACKEND_HELP,
-    OFFLINE_HELP,
-    err_console,
-    fail,
-    notify_pull,
-    resolve_device,
-    user_errors,
+from vocoder_cli.backends.onnx import ACCURACY_BAR
+from vocoder_cli.bench import (
+    REFERENCE,
+    SynthRow,
+    auto_pick,
+    backends_to_compare,
+    compare_backends,
+    load_average,
+    machine_peak_gflops,
+    preset_model,
+    speech_mel,
+    weights_model,
 )
-from vocoder_cli.inference import load_vocoder
+from vocoder_cli.cli.common import OFFLINE_HELP, err_console, fail, notify_pull, resolve_device, user_errors
 from vocoder_cli.weights.registry import DEFAULT_ALIAS
+
+
+def _row_json(r: SynthRow, peak: float | None, extra: dict) -> dict:
+    return {
+        "model": r.model, "backend": r.backend, "parameters": r.parameters, "audio_seconds": round(r.audio_seconds, 4),
+        "wall_seconds": round(r.wall_seconds, 6), "runs": [round(t, 6) for t in r.runs],
+        "real_time_factor": round(r.real_time_factor, 6), "x_real_time": round(1 / r.real_time_factor, 3),
+        "reference_seconds": round(r.reference_seconds, 6), "speedup_vs_reference": round(r.speedup, 4),
+        "max_rel_error": r.max_rel_error, "within_bar": r.max_rel_error <= ACCURACY_BAR,
+        "gflop": round(r.gflop, 3), "gflops_per_second": round(r.gflops_per_second, 2),
+        "percent_of_peak": None if peak is None else round(100 * r.gflops_per_second / peak, 2), **extra,
+    }
 
 
 def bench_synth(
@@ -29,52 +44,73 @@ def bench_synth(
         None, "--models", help="Comma-separated presets with random weights (e.g. v1,v2,v3) instead of --weights."
     ),
     weights: Optional[str] = typer.Option(
-        None, "--weights", "-w", help="Weights to benchmark (default: the default weights, pulled on first use)."
+        None, "--weights", "-w",
+        help="Comma-separated weights (names or .safetensors paths; default: the default weights, pulled on first use).",
+    ),
+    backend: str = typer.Option(
+        "all", "--backend", help="Backends to compare with the reference: all (every one that runs here), or a "
+        "comma-separated list of torch, onnx.",
+    ),
+    audio: Optional[Path] = typer.Option(
+        None, "--audio", help="Speech to vocode: an audio file or folder (default: the bundled demo prompts)."
     ),
     offline: bool = typer.Option(False, "--offline", help=OFFLINE_HELP),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    seconds: float = typer.Option(10.0, "--seconds", help="Length of each test utterance."),
+    seconds: float = typer.Option(10.0, "--seconds", min=0.05, help="Length of the test utterance."),
     batch: int = typer.Option(1, "--batch", min=1, help="Utterances per forward pass."),
-    repeats: int = typer.Option(3, "--repeats", min=1, help="Timed runs (median reported)."),
-    precision: str = typer.Option("fp32", "--precision", help="fp32, fp16 or bf16 (CUDA)."),
-    backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for torch."),
+    repeats: int = typer.Option(3, "--repeats", min=1, help="Timed runs of each, interleaved (median reported)."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, fp16 or bf16 (CUDA; the reference is fp32)."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads (torch and ONNX Runtime)."),
     as_json: bool = typer.Option(False, "--json", help="JSON lines on stdout instead of a table."),
 ) -> None:
-    """Synthesis speed: real-time factor (wall / audio seconds; below 1 is faster than real time)."""
+    """Each backend against the official architecture in plain eager PyTorch: time, real-time factor, speed-up
+    and accuracy (max |out - reference| / max |reference|), on the mel of real speech."""
     if threads:
         torch.set_num_threads(threads)
     device = resolve_device(device)
     if models and weights:
         raise fail("give --models (random-weight presets) or --weights, not both")
+    backends = backends_to_compare(backend, device)
+    peak, how = machine_peak_gflops(torch.get_num_threads()) if device == "cpu" else (None, "")
+    rows: list[SynthRow] = []
     with user_errors():
         if models:
-            chosen = choose_backend(backend, device, exportable=onnx_exporter_available())  # presets export
-            vocoders = [preset_vocoder(m.strip(), backend=chosen) for m in models.split(",")]
+            specs = [preset_model(m.strip(), backends) for m in models.split(",") if m.strip()]
         else:
-            vocoders = [load_vocoder(
-                weights or DEFAULT_ALIAS, device, offline=offline or None, notify=notify_pull, backend=backend
-            )]
-    table = Table(title=f"synthesis on {device} ({torch.get_num_threads()} threads, torch {torch.__version__})")
-    for col in ("model", "backend", "params", "audio s", "wall s", "RTF", "x real time"):
-        table.add_column(col, justify="right" if col != "model" else "left")
-    for vocoder in vocoders:
-        vocoder.model.to(device)
-        r = bench_synthesis(vocoder, device=device, seconds=seconds, batch=batch, repeats=repeats, precision=precision)
-        if as_json:
-            typer.echo(json.dumps({
-                "model": r.name, "backend": vocoder.backend, "parameters": r.parameters,
-                "audio_seconds": r.audio_seconds,
-                "wall_seconds": round(r.wall_seconds, 6), "real_time_factor": round(r.real_time_factor, 6),
-                "x_real_time": round(r.speed, 3), "device": device, "batch": batch, "precision": precision,
-                "threads": torch.get_num_threads(), "torch": torch.__version__,
-            }))
-            continue
-        table.add_row(r.name, vocoder.backend, f"{r.parameters:,}", f"{r.audio_seconds:.1f}", f"{r.wall_seconds:.3f}",
-                      f"{r.real_time_factor:.4f}", f"{r.speed:.1f}")
+            specs = [weights_model(w.strip(), backends, device, offline=offline or None, notify=notify_pull)
+                     for w in (weights or DEFAULT_ALIAS).split(",") if w.strip()]
+        mel = speech_mel(specs[0].mel, seconds, audio)
+        for spec in specs:
+            spec_mel = mel if spec.mel == specs[0].mel else speech_mel(spec.mel, seconds, audio)
+            rows += compare_backends(spec, spec_mel, device=device, batch=batch, repeats=repeats, precision=precision)
+    load = load_average()
+    extra = {"device": device, "batch": batch, "precision": precision, "threads": torch.get_num_threads(),
+             "torch": torch.__version__, "load_average": load}
+    chosen = {r.model: auto_pick(rows, r.model, device) for r in rows}
     if as_json:
+        for r in rows:
+            typer.echo(json.dumps({**_row_json(r, peak, extra), "auto_picks": chosen[r.model] == r.backend}))
         return
+    title = f"synthesis on {device}: {torch.get_num_threads()} threads, torch {torch.__version__}"
+    table = Table(title=title)
+    for col in ("model", "backend", "wall s", "RTF", "x ref", "rel err", "GFLOP/s", "% peak"):
+        table.add_column(col, justify="left" if col in ("model", "backend") else "right", no_wrap=True)
+    for r in rows:
+        err = "-" if r.backend == REFERENCE else f"{r.max_rel_error:.1e}" + ("" if r.max_rel_error <= ACCURACY_BAR else " !")
+        table.add_row(Path(r.model).name, r.backend + (" *" if chosen[r.model] == r.backend else ""), f"{r.wall_seconds:.3f}",
+                      f"{r.real_time_factor:.3f}", f"{r.speedup:.2f}", err, f"{r.gflops_per_second:.1f}",
+                      "-" if peak is None else f"{100 * r.gflops_per_second / peak:.1f}")
     from rich.console import Console
 
-    Console().print(table)
-    err_console.print("[dim]RTF = wall seconds / audio seconds (median of the timed runs, after one warm-up)[/]")
+    console = Console()
+    (console if console.is_terminal else Console(width=120)).print(table)  # a file or pipe gets whole cells
+    notes = [f"reference = jik876/hifi-gan's generator in plain eager PyTorch, fp32, the same weights; "
+             f"{rows[0].audio_seconds:.2f} s of real speech per pass; medians of {repeats} interleaved runs",
+             f"x ref = reference s / backend s; rel err = max |out - reference| / max |reference|; "
+             f"* = what --backend auto picks; ! = above the accuracy bar {ACCURACY_BAR:g}"]
+    if peak is not None:
+        notes.append(f"peak estimate: {how}")
+    if load is not None:
+        notes.append(f"load average (1/5/15 min): {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    err_console.print("[dim]" + "\n".join(notes) + "[/]")
+
