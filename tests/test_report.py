@@ -191,6 +191,9 @@ def test_weights_resynthesise_real_speech(data_dir: Path, tmp_path: Path) -> Non
     assert 0.9 < ours["summary"]["stoi"]["mean"] < 1.0  # docs/quality.md: Griffin-Lim STOI 0.973 on these
     summary = json.loads((out / "summary.json").read_text())
     assert summary["groups"][0]["name"] == "lj · griffin-lim" and summary["groups"][0]["weights"] == "griffin-lim"
+    # built in a staging folder, but the page and the numbers name where the audio ends up
+    assert summary["groups"][0]["gen"] == str(out / "resynth" / "griffin-lim" / "lj")
+    assert f"generated <code>{out / 'resynth' / 'griffin-lim' / 'lj'}</code>" in (out / "index.html").read_text()
 
 
 def test_parse_set_forms() -> None:
@@ -210,6 +213,14 @@ def test_slugs_are_unique_and_safe() -> None:
     assert [slugify(s, taken) for s in ("A b", "a-b", "../../etc", "")] == ["a-b", "a-b-2", "etc", "set"]
 
 
+def test_wide_comparison_tables_are_split_evenly() -> None:
+    from vocoder_cli.report.html import _chunks
+
+    keys = [f"k{i}" for i in range(15)]
+    assert [len(c) for c in _chunks(keys, 6)] == [5, 5, 5] and sum(_chunks(keys, 6), []) == keys
+    assert [len(c) for c in _chunks(keys[:6], 6)] == [6] and [len(c) for c in _chunks(keys[:7], 6)] == [4, 3]
+
+
 def test_sample_positions_worst_median_best() -> None:
     assert sample_positions(20, 3) == [0, 10, 19]
     assert sample_positions(2, 3) == [0, 1]
@@ -225,3 +236,92 @@ def test_without_matplotlib_the_error_names_the_extra(folders: Path, tmp_path: P
     result = report(str(tmp_path / "rep"), "--set", f"a={folders / 'ref'}:{folders / 'gen'}", "-m", "stoi")
     assert result.exit_code == 2
     assert "pip install 'vocoder[report]'" in result.stderr
+
+
+def test_rerun_replaces_the_previous_report(folders: Path, tmp_path: Path) -> None:
+    """A second run into the same OUT_DIR leaves none of the first run's scores, figures or audio."""
+    out = tmp_path / "rep"
+    pair = f"{folders / 'ref'}:{folders / 'gen'}"
+    first = report(str(out), "--set", f"alpha={pair}", "-m", "stoi", "-n", "1", "-q")
+    assert first.exit_code == 0, first.output
+    assert (out / "scores" / "alpha.json").exists() and (out / "audio" / "alpha").is_dir()
+    owned = json.loads((out / ".vocoder-report").read_text())["files"]
+    assert "index.html" in owned and "scores/alpha.json" in owned
+    second = report(str(out), "--set", f"beta={pair}", "-m", "stoi", "-n", "1", "-q")
+    assert second.exit_code == 0, second.output
+    left = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert not [f for f in left if "alpha" in f], left
+    assert "scores/beta.json" in left and "figures/beta-distribution.png" in left
+    assert "alpha" not in (out / "index.html").read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rep"]  # no staging or old folders left beside it
+
+
+def test_out_dir_with_other_files_is_refused(folders: Path, tmp_path: Path) -> None:
+    """A non-empty folder that is not a report, or a report a user added a file to: exit 2, untouched."""
+    pair = f"{folders / 'ref'}:{folders / 'gen'}"
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("keep me")
+    refused = report(str(mine), "--set", f"a={pair}", "-m", "stoi", "-q")
+    assert refused.exit_code == 2 and "not a previous report" in refused.stderr and "thesis.tex" in refused.stderr
+    assert sorted(p.name for p in mine.iterdir()) == ["thesis.tex"]
+    out = tmp_path / "rep"
+    assert report(str(out), "--set", f"a={pair}", "-m", "stoi", "-n", "1", "-q").exit_code == 0
+    (out / "figures" / "my-notes.txt").write_text("mine")
+    again = report(str(out), "--set", f"a={pair}", "-m", "stoi", "-n", "1", "-q")
+    assert again.exit_code == 2 and "figures/my-notes.txt" in again.stderr
+    assert (out / "figures" / "my-notes.txt").read_text() == "mine" and (out / "scores" / "a.json").exists()
+    (out / "figures" / "my-notes.txt").unlink()
+    # a set read from inside the previous report (the swap would delete it)
+    inside = report(str(out), "--set", f"a=:{out / 'audio' / 'a'}", "-m", "dnsmos", "-q")
+    assert inside.exit_code == 2 and "inside OUT_DIR" in inside.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert report(str(empty), "--set", f"a={pair}", "-m", "stoi", "-n", "1", "-q").exit_code == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "mine", "rep"]
+
+
+def test_a_failed_build_keeps_the_previous_report(folders: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "rep"
+    pair = f"{folders / 'ref'}:{folders / 'gen'}"
+    assert report(str(out), "--set", f"old={pair}", "-m", "stoi", "-n", "1", "-q").exit_code == 0
+    before = (out / "index.html").read_bytes()
+
+    def broken(result: object) -> str:  # the last step fails, after every figure and score was written
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr("vocoder_cli.report.html.render_page", broken)
+    failed = report(str(out), "--set", f"new={pair}", "-m", "stoi", "-n", "1", "-q")
+    assert isinstance(failed.exception, RuntimeError)
+    assert (out / "index.html").read_bytes() == before and not (out / "scores" / "new.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rep"]
+
+
+@pytest.mark.data
+def test_nisqa_in_a_report(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """NISQA (weights imported from ../shared/weights) scores a reference-free set; the numbers are the
+    official code's (tests/test_metrics_nisqa.py) and the page shows its five keys."""
+    from tests.test_metrics_nisqa import NISQA_ORDER, OFFICIAL, WEIGHTS
+
+    if not (WEIGHTS / "nisqa.tar").is_file():
+        pytest.skip(f"needs the NISQA weights copy in ../shared/weights/nisqa (not found at {WEIGHTS})")
+    monkeypatch.setenv("VOCODER_DATA_DIR", str(tmp_path / "data"))
+    pulled = runner.invoke(app, ["weights", "pull", "nisqa", "--url", (WEIGHTS / "nisqa.tar").as_uri(), "-q"])
+    assert pulled.exit_code == 0, pulled.output
+    clips = list(OFFICIAL)[:2]
+    gen = tmp_path / "gen"
+    gen.mkdir()
+    for clip in clips:
+        shutil.copy(data_dir / clip, gen / Path(clip).name)
+    out = tmp_path / "rep"
+    result = report(str(out), "--set", f"x=:{gen}", "-m", "nisqa", "-n", "1", "--device", "cpu", "-q")
+    assert result.exit_code == 0, result.output
+    ours = json.loads((out / "scores" / "x.json").read_text())
+    rows = {r["id"]: r for r in ours["files"]}
+    for clip in clips:
+        assert [rows[Path(clip).stem][k] for k in NISQA_ORDER] == pytest.approx(OFFICIAL[clip]["nisqa"], abs=0.01)
+    summary = json.loads((out / "summary.json").read_text())["groups"][0]
+    assert summary["rank_by"] == "nisqa_mos" and summary["summary"]["nisqa_mos"]["count"] == 2
+    page = (out / "index.html").read_text()
+    assert all(f"{k} ↑" in page for k in NISQA_ORDER) and "worst by nisqa_mos" in page

@@ -82,7 +82,8 @@ def _render(result: ReportResult) -> None:
 
 def report(
     out_dir: Path = typer.Argument(..., metavar="OUT_DIR",
-                                   help="Folder for index.html, figures/, audio/, scores/ (created)."),
+                                   help="Folder for index.html, figures/, audio/, scores/ (created; a previous report there is "
+                                   "replaced as a whole, any other non-empty folder refused)."),
     sets: list[str] = typer.Option(
         ..., "--set", "-s",
         help="NAME=REF_DIR:GEN_DIR (paired as `vocoder score` pairs), NAME=:GEN_DIR (reference-free metrics "

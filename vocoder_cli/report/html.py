@@ -14,6 +14,8 @@ from vocoder_cli.report.choose import higher_is_better
 if TYPE_CHECKING:
     from vocoder_cli.report.build import Example, GroupReport, ReportResult
 
+MAX_TABLE_KEYS = 6  # metric columns per comparison table: 4 fixed + 6 x ~110 px fits 1180 px and A4
+
 CSS = """
 :root { --ink: #1b1b1b; --muted: #5a5a5a; --line: #d5d5d5; --bad: #a4161a; --warn: #8a5a00; --bg: #f6f6f4; }
 * { box-sizing: border-box; }
@@ -97,8 +99,8 @@ def _comparisons(result: ReportResult) -> str:
     if not result.comparisons:
         return "<p>No set could be scored: see the problems above.</p>"
     out = []
-    for c in result.comparisons:
-        out.append(_comparison(c.groups, c.keys))
+    for c in result.comparisons:  # a table fits a laptop screen and a printed page: wide ones are split
+        out += [_comparison(c.groups, keys) for keys in _chunks(c.keys, MAX_TABLE_KEYS)]
         if c.figure:
             out.append(f'<figure><img src="{url(c.figure)}" alt="each metric across sets">'
                        "<figcaption>The distribution of each metric over the files of every set (boxes: "
@@ -106,7 +108,7 @@ def _comparisons(result: ReportResult) -> str:
     out.append("<p class=muted>Mean ± half-width of the 95% t-interval over the files where the metric "
                "succeeded; bold: the best of the rows that share one reference folder. ↑ higher is better, "
                "↓ lower is better. Sets scored with different metrics (reference-free ones) have their own "
-               "table.</p>")
+               f"table; more than {MAX_TABLE_KEYS} metric columns are split over several tables.</p>")
     return "".join(out)
 
 
@@ -142,6 +144,15 @@ def _comparison(groups: Sequence[GroupReport], keys: Sequence[str]) -> str:
         rows.append(f"<tr{css}>{''.join(cells)}</tr>")
     head = ["set", "weights", "files", "failed", *[f"{e(k)} {arrow(k)}" for k in keys]]
     return _table(head, rows, left=(0, 1))
+
+
+def _chunks(keys: Sequence[str], most: int) -> list[Sequence[str]]:
+    """``keys`` in as few runs of at most ``most`` as possible, of near-equal length (15 -> 5, 5, 5)."""
+    if not keys:
+        return [keys]
+    n = math.ceil(len(keys) / most)
+    size = math.ceil(len(keys) / n)
+    return [keys[i : i + size] for i in range(0, len(keys), size)]
 
 
 def _problems(result: ReportResult) -> str:
