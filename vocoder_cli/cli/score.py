@@ -15,13 +15,13 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from vocoder_cli.audio import atomic_write_bytes
 from vocoder_cli.cli.common import EXIT_PARTIAL_FAILURE, err_console, fail, progress_bar, resolve_device, user_errors
-from vocoder_cli.errors import VocoderError
 from vocoder_cli.metrics import Metric, Pair, ScoreRun, pair_paths, parse_metrics, parse_pairs, score_pairs
-from vocoder_cli.metrics.registry import apply_rates, for_unaligned_pairs
+from vocoder_cli.metrics.registry import apply_rates, for_unaligned_pairs, usable_metrics
 from vocoder_cli.metrics.report import RENDERERS, summary_rows
 
 MAX_LISTED_FAILURES = 20
@@ -57,35 +57,18 @@ def _pairs(paths: list[Path], pairs_file: Optional[str]) -> tuple[list[Pair], bo
 
 def _choose_metrics(spec: str, have_ref: bool, wvmos_ckpt: Optional[str]) -> list[Metric]:
     """Explicit names must all be usable; ``all`` keeps what this install and these inputs allow."""
-    from vocoder_cli.metrics.base import MissingExtraError
-    from vocoder_cli.metrics.nisqa import MODELS as NISQA_MODELS
-    from vocoder_cli.metrics.pitch import crepe_weights
-    from vocoder_cli.metrics.wvmos import find_checkpoint
-    from vocoder_cli.weights.resolve import resolve_weights
-
     metrics = parse_metrics(spec)
-    wants_all = "all" in [n.strip().lower() for n in spec.split(",")]
-    if not wants_all:
+    if "all" not in [n.strip().lower() for n in spec.split(",")]:
         paired = [m.name for m in metrics if m.paired]
         if paired and not have_ref:
             raise fail(f"{', '.join(paired)} need references: vocoder score REF GEN (or --pairs with ref<TAB>gen)")
         return metrics
-    usable = []
-    for metric in metrics:
-        if metric.paired and not have_ref:
-            continue
-        try:
-            metric.check_installed()
-            if metric.name == "wvmos":
-                find_checkpoint(wvmos_ckpt)
-            if metric.name == "pitch":  # pulls CREPE once if missing; offline without it: skip
-                crepe_weights(notify=lambda line: err_console.print(line, soft_wrap=True, markup=False))
-            if metric.name in NISQA_MODELS:  # `all` never downloads the non-commercial NISQA weights itself
-                resolve_weights(NISQA_MODELS[metric.name][0])
-        except (MissingExtraError, VocoderError) as exc:
-            err_console.print(f"[yellow]skipping {metric.name}:[/] {exc}", soft_wrap=True)
-            continue
-        usable.append(metric)
+    usable, notes = usable_metrics(
+        metrics, have_ref, wvmos_ckpt, notify=lambda line: err_console.print(line, soft_wrap=True, markup=False)
+    )
+    for note in notes:
+        name, _, reason = note.partition(": ")
+        err_console.print(f"[yellow]{escape(name)}:[/] {escape(reason)}", soft_wrap=True)
     return usable
 
 

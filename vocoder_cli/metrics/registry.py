@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 from vocoder_cli.errors import ConfigError
@@ -121,3 +122,38 @@ def apply_rates(metrics: list[Metric], spec: str | None) -> list[Metric]:
     except ValueError:
         raise ConfigError(f"--rate {spec!r}: expected HZ or NAME=HZ[,NAME=HZ] with whole numbers") from None
     return [m.at_rate(wanted[m.name]) if m.name in wanted else m for m in metrics]
+
+
+def usable_metrics(
+    metrics: list[Metric],
+    have_ref: bool,
+    wvmos_ckpt: str | None = None,
+    notify: Callable[[str], None] | None = None,
+) -> tuple[list[Metric], list[str]]:
+    """What ``-m all`` (and a report's defaults) keep: the metrics this install and these inputs can
+    compute, and one ``skipping NAME: reason`` note per metric left out. Pulls CREPE once if missing
+    (offline without it: skipped); never downloads the non-commercial NISQA weights itself."""
+    from vocoder_cli.errors import VocoderError
+    from vocoder_cli.metrics.base import MissingExtraError
+    from vocoder_cli.metrics.nisqa import MODELS as NISQA_MODELS
+    from vocoder_cli.metrics.pitch import crepe_weights
+    from vocoder_cli.metrics.wvmos import find_checkpoint
+    from vocoder_cli.weights.resolve import resolve_weights
+
+    usable, notes = [], []
+    for metric in metrics:
+        if metric.paired and not have_ref:
+            continue
+        try:
+            metric.check_installed()
+            if metric.name == "wvmos":
+                find_checkpoint(wvmos_ckpt)
+            if metric.name == "pitch":
+                crepe_weights(notify=notify)
+            if metric.name in NISQA_MODELS:
+                resolve_weights(NISQA_MODELS[metric.name][0])
+        except (MissingExtraError, VocoderError) as exc:
+            notes.append(f"skipping {metric.name}: {exc}")
+            continue
+        usable.append(metric)
+    return usable, notes

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from vocoder_cli.errors import ConfigError, VocoderError
-from vocoder_cli.metrics.base import Metric, MissingExtraError
-from vocoder_cli.metrics.registry import parse_metrics
+from vocoder_cli.errors import ConfigError
+from vocoder_cli.metrics.base import Metric
+from vocoder_cli.metrics.registry import parse_metrics, usable_metrics
 
 DEFAULT_METRICS = "pesq,stoi,mstft,mcd"
 DEFAULT_FREE_METRICS = "dnsmos"
@@ -28,32 +28,9 @@ def higher_is_better(key: str) -> bool:
     return key not in LOWER_IS_BETTER
 
 
-def _usable(metric: Metric, wvmos_ckpt: str | None, notify: Callable[[str], None] | None) -> None:
-    """Raise when this install cannot compute ``metric`` (what `vocoder score -m all` checks)."""
-    metric.check_installed()
-    if metric.name == "wvmos":
-        from vocoder_cli.metrics.wvmos import find_checkpoint
-
-        find_checkpoint(wvmos_ckpt)
-    if metric.name == "pitch":
-        from vocoder_cli.metrics.pitch import crepe_weights
-
-        crepe_weights(notify=notify)
-
-
 def _lenient(spec: str, have_ref: bool, wvmos_ckpt: str | None,
              notify: Callable[[str], None] | None) -> tuple[list[Metric], list[str]]:
-    usable, notes = [], []
-    for metric in parse_metrics(spec):
-        if metric.paired and not have_ref:
-            continue
-        try:
-            _usable(metric, wvmos_ckpt, notify)
-        except (MissingExtraError, VocoderError) as exc:
-            notes.append(f"skipping {metric.name}: {exc}")
-            continue
-        usable.append(metric)
-    return usable, notes
+    return usable_metrics(parse_metrics(spec), have_ref, wvmos_ckpt, notify)
 
 
 def choose_metrics(
