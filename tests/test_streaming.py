@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import select
 import struct
 import subprocess
@@ -22,6 +23,7 @@ from vocoder_cli.errors import AudioError, ConfigError
 from vocoder_cli.inference import Synthesizer, Vocoder, receptive_field_frames
 from vocoder_cli.mel import MelConfig
 from vocoder_cli.models import Generator, generator_preset
+from vocoder_cli.stream_generator import CachedStreamingGenerator
 from vocoder_cli.streaming import StreamingGenerator, StreamingMel, StreamingResynthesizer, StreamOptions
 from vocoder_cli.streamio import (
     UNKNOWN_DATA_SIZE,
@@ -130,7 +132,7 @@ def test_shorter_lookahead_trades_error_for_latency() -> None:
     synth = synth_for(tiny_generator())
     wav = speechlike(1.0)
     offline = synth.synthesize([synth.mel(wav)])[0]
-    exact = StreamingResynthesizer(synth)
+    exact = StreamingResynthesizer(synth, StreamOptions(cached=False))
     short = StreamingResynthesizer(synth, StreamOptions(lookahead_ms=0))
     assert exact.latency.lookahead_frames == 6 and short.latency.lookahead_frames == 0  # tiny: RF 6 frames
     assert exact.exact and not short.exact
@@ -159,16 +161,19 @@ def test_short_lookahead_windows_hold_the_newest_frame() -> None:
 
 
 def test_latency_and_lookahead_of_the_real_architectures() -> None:
-    """The documented numbers: exact look-ahead 15 frames (V1/V2) and 12 (V3); default chunk 40 ms -> 4 frames."""
-    for name, frames, ms in [("v1", 15, 238.0), ("v3", 12, 203.2)]:
-        gen = Generator(generator_preset(name)) if name == "v3" else torch.nn.Module()
-        if name == "v1":
-            gen.cfg = generator_preset("v1")  # only the config matters here; skip building 14M parameters
-        resynth = StreamingResynthesizer(Synthesizer(Vocoder(gen, MelConfig(), name, 0)))
-        assert resynth.latency.lookahead_frames == frames
-        assert resynth.latency.chunk_frames == 4
-        assert resynth.latency.samples == (4 + frames) * 256 + 384
-        assert resynth.latency.ms == pytest.approx(ms, abs=0.1)
+    """The documented numbers: exact look-ahead 15 frames (V1/V2) and 12 (V3) when each chunk is re-run with
+    its context; 3,258 and 2,582 samples (148 and 117 ms: latency 212 and 181 ms) with cached layer state; default chunk 4 frames."""
+    for name, frames, lag, ms, cached_ms in [("v1", 15, 3258, 238.0, 211.6), ("v3", 12, 2582, 203.2, 181.0)]:
+        vocoder = Vocoder(Generator(generator_preset(name)), MelConfig(), name, 0)
+        recompute = StreamingResynthesizer(Synthesizer(vocoder), StreamOptions(cached=False))
+        assert recompute.latency.lookahead_frames == frames
+        assert recompute.latency.chunk_frames == 4
+        assert recompute.latency.samples == (4 + frames) * 256 + 384
+        assert recompute.latency.ms == pytest.approx(ms, abs=0.1)
+        cached = StreamingResynthesizer(Synthesizer(vocoder))
+        assert isinstance(cached.generator, CachedStreamingGenerator) and cached.generator.lag_samples == lag
+        assert cached.latency.samples == 4 * 256 + lag + 384
+        assert cached.latency.ms == pytest.approx(cached_ms, abs=0.1)
     with pytest.raises(ConfigError):
         StreamingResynthesizer(synth_for(tiny_generator()), StreamOptions(lookahead_ms=-1))
 
@@ -368,7 +373,7 @@ def test_cli_slow_producer_gets_output_before_its_input_ends(weights: Path) -> N
     received += proc.stdout.read()
     assert proc.wait(timeout=60) == 0
     stderr = proc.stderr.read() if proc.stderr else b""
-    assert b"look-ahead 6 frames (equals offline)" in stderr, stderr.decode()
+    assert re.search(rb"look-ahead \d+ samples \(cached layer state, equals offline\)", stderr), stderr.decode()
     assert received[:4] == b"RIFF" and struct.unpack("<I", received[40:44])[0] == UNKNOWN_DATA_SIZE
     expected = offline_pcm(weights, sf.read(io.BytesIO(data), dtype="float32")[0])
     out = decode_output(received)
@@ -420,3 +425,65 @@ def test_real_clip_streams_like_offline(data_dir: Path) -> None:
     offline = synth.synthesize([synth.mel(wav)])[0]
     out = streamed(synth, wav, [1, 511, 4096, 64])
     assert out.shape == offline.shape and rel_err(out, offline) <= 1e-5
+
+
+# ------------------------------------------------------------------------------- cached layer state
+
+
+@pytest.mark.parametrize("preset", ["v1", "v2", "v3"])
+@pytest.mark.parametrize(("chunk", "block"), [(1, 1), (4, 3), (3, 10), (100, 57)])
+def test_cached_generator_equals_offline_for_any_chunk_and_block(preset: str, chunk: int, block: int) -> None:
+    """Every layer keeps its own state (ResBlock1 for V1/V2, ResBlock2 for V3): same samples as one forward
+    pass of the whole mel, exactly frames * hop of them, whatever the chunk and the block sizes."""
+    torch.manual_seed(0)
+    gen = Generator(generator_preset(preset)).eval()
+    mel = torch.randn(80, 57) - 5.0
+    with torch.inference_mode():
+        offline = gen(mel[None])[0, 0].numpy()
+    stream = CachedStreamingGenerator(gen, chunk)
+    out = np.concatenate([stream.push(mel[:, i : i + block]) for i in range(0, 57, block)] + [stream.finish()])
+    assert out.shape == offline.shape
+    assert rel_err(out, offline) <= 1e-5  # measured 3e-7 - 1.1e-6
+
+
+def test_cached_generator_emits_each_sample_once_its_receptive_field_is_in() -> None:
+    """After F frames exactly F * hop - lag samples are out: the look-ahead is the exact right context in
+    samples (V1: 3,258 = 12.7 frames, not rounded up to the 15-frame bound the chunked path needs)."""
+    gen = Generator(generator_preset("v1")).eval()
+    stream = CachedStreamingGenerator(gen, 1)
+    assert stream.lag_samples == 3258 and stream.lag_samples <= receptive_field_frames(gen.cfg) * 256
+    out = 0
+    for frames in range(1, 30):
+        out += stream.push(torch.randn(80, 1)).size
+        assert out == max(0, frames * 256 - stream.lag_samples)
+    out += stream.finish().size
+    assert out == 29 * 256
+
+
+@pytest.mark.parametrize("cached", [True, False])
+def test_measured_latency_is_the_documented_latency(cached: bool) -> None:
+    """Push the input one sample at a time and note when each output sample leaves: the longest wait between
+    input sample j arriving and output sample j leaving is latency.samples - 1 (both streaming paths)."""
+    synth = synth_for(tiny_generator())
+    resynth = StreamingResynthesizer(synth, StreamOptions(chunk_ms=25, cached=cached))
+    assert isinstance(resynth.generator, CachedStreamingGenerator) == cached
+    wav = speechlike(0.3)
+    waits, emitted = [], 0
+    for received, sample in enumerate(wav, start=1):
+        out = resynth.push(sample[None])
+        waits += [received - (j + 1) for j in range(emitted, emitted + out.size)]
+        emitted += out.size
+    assert emitted > 0.5 * wav.size
+    assert max(waits) == resynth.latency.samples - 1
+
+
+def test_cached_stream_equals_offline_through_the_resynthesizer() -> None:
+    """The default streaming path (cached, exact) on a real-size model: offline samples within 1e-5."""
+    torch.manual_seed(1)
+    synth = synth_for(Generator(generator_preset("v3")).eval())
+    wav = speechlike(0.6)
+    offline = synth.synthesize([synth.mel(wav)])[0]
+    resynth = StreamingResynthesizer(synth)
+    assert isinstance(resynth.generator, CachedStreamingGenerator)
+    out = np.concatenate(list(resynth.stream(blocks(wav, [300, 7, 1024]))))
+    assert rel_err(out, offline) <= 1e-5

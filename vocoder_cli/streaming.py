@@ -34,6 +34,8 @@ import torch
 from vocoder_cli.errors import AudioError, ConfigError
 from vocoder_cli.inference import Synthesizer, receptive_field_frames
 from vocoder_cli.mel import MelSpectrogram
+from vocoder_cli.models.generator import Generator
+from vocoder_cli.stream_generator import CachedStreamingGenerator
 
 _EMPTY = np.zeros(0, dtype=np.float32)
 
@@ -55,10 +57,14 @@ def ms_to_frames(ms: float, sample_rate: int, hop: int) -> int:
 @dataclass(frozen=True)
 class StreamOptions:
     """``chunk_ms``: audio synthesised per generator call (latency vs throughput); ``lookahead_ms``: future
-    context per chunk, None for the exact receptive-field bound (latency vs error)."""
+    context per chunk, None for the exact receptive-field bound (latency vs error). At the exact bound a
+    torch HiFi-GAN streams with cached layer state (:mod:`vocoder_cli.stream_generator`, each sample
+    computed once, look-ahead exact to the sample); ``cached=False`` (or another model, e.g. ONNX) re-runs
+    each chunk with its context."""
 
     chunk_ms: float = 40.0
     lookahead_ms: float | None = None
+    cached: bool = True  # at the exact look-ahead, stream with cached layer state (no recomputed context)
 
 
 @dataclass(frozen=True)
@@ -71,10 +77,12 @@ class StreamLatency:
     hop: int
     mel_future: int  # samples of future a mel frame needs beyond its own hop: (n_fft - hop) / 2
     sample_rate: int
+    lag_samples: int | None = None  # the cached generator's exact right context (else lookahead * hop)
 
     @property
     def samples(self) -> int:
-        return (self.chunk_frames + self.lookahead_frames) * self.hop + self.mel_future
+        lookahead = self.lookahead_frames * self.hop if self.lag_samples is None else self.lag_samples
+        return self.chunk_frames * self.hop + lookahead + self.mel_future
 
     @property
     def ms(self) -> float:
@@ -229,17 +237,25 @@ class StreamingResynthesizer:
         chunk = max(1, ms_to_frames(options.chunk_ms, cfg.sample_rate, cfg.hop_length))
         self.exact_lookahead_frames = exact
         mel_future = (cfg.n_fft - cfg.hop_length) // 2
-        self.latency = StreamLatency(chunk, lookahead, cfg.hop_length, mel_future, cfg.sample_rate)
         self.mel = StreamingMel(synth.mel_fn)
-        self.generator = StreamingGenerator(
-            synth.run_batch,
-            cfg.hop_length,
-            cfg.n_mels,
-            chunk_frames=chunk,
-            lookahead_frames=lookahead,
-            left_frames=exact,
-            receptive_frames=exact,
-        )
+        self.generator: StreamingGenerator | CachedStreamingGenerator
+        if lookahead >= exact and options.cached and isinstance(synth.vocoder.model, Generator):
+            self.generator = CachedStreamingGenerator(
+                synth.vocoder.model, chunk, device=synth.device, autocast=synth.autocast
+            )
+            lag: int | None = self.generator.lag_samples
+        else:
+            self.generator = StreamingGenerator(
+                synth.run_batch,
+                cfg.hop_length,
+                cfg.n_mels,
+                chunk_frames=chunk,
+                lookahead_frames=lookahead,
+                left_frames=exact,
+                receptive_frames=exact,
+            )
+            lag = None
+        self.latency = StreamLatency(chunk, lookahead, cfg.hop_length, mel_future, cfg.sample_rate, lag)
         self.resample_in = self._resampler(self.in_rate, self.model_rate)
         self.resample_out = self._resampler(self.model_rate, self.out_rate)
         self.samples_in = 0  # at in_rate

@@ -41,10 +41,14 @@ def run_stream(
         built.append(resynth)
         if not quiet:
             lat = resynth.latency
-            exact = "equals offline" if resynth.exact else f"approximate: exact needs {resynth.exact_lookahead_frames}"
+            if lat.lag_samples is not None:
+                ahead = f"{lat.lag_samples} samples (cached layer state, equals offline)"
+            else:
+                exact = "equals offline" if resynth.exact else f"approximate: exact needs {resynth.exact_lookahead_frames}"
+                ahead = f"{lat.lookahead_frames} frames ({exact})"
             err_console.print(
-                f"streaming {in_rate} Hz -> {out_rate} Hz | chunk {lat.chunk_frames} frames, look-ahead "
-                f"{lat.lookahead_frames} frames ({exact}) | algorithmic latency {lat.ms:.0f} ms",
+                f"streaming {in_rate} Hz -> {out_rate} Hz | chunk {lat.chunk_frames} frames, look-ahead {ahead} "
+                f"| algorithmic latency {lat.ms:.0f} ms",
                 soft_wrap=True,
             )
         return resynth
