@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from tests.helpers import TINY, tiny_generator
+from vocoder_cli.errors import ConfigError
 from vocoder_cli.inference import EngineOptions, Synthesizer, Vocoder, receptive_field_frames
 from vocoder_cli.mel import MelConfig
 from vocoder_cli.models import Generator, generator_preset
@@ -78,5 +79,5 @@ def test_receptive_field_of_tiny_config() -> None:
 
 
 def test_precision_is_validated() -> None:
-    with pytest.raises(ValueError, match="precision"):
+    with pytest.raises(ConfigError, match="precision"):
         Synthesizer(make_vocoder(), options=EngineOptions(precision="fp8"))

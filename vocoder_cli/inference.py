@@ -20,7 +20,7 @@ from torch import nn
 
 from vocoder_cli.backends import choose_backend, onnx_exporter_available
 from vocoder_cli.backends.onnx import ACCURACY_BAR, cache_path, cached_export, is_onnx_path, load_onnx
-from vocoder_cli.errors import WeightsError
+from vocoder_cli.errors import ConfigError, WeightsError
 from vocoder_cli.mel import MelConfig, MelSpectrogram, mel_preset
 from vocoder_cli.models.config import GeneratorConfig
 
@@ -114,12 +114,35 @@ def _onnx_vocoder(path: Path, label: str, device: str) -> tuple[Vocoder, bool]:
     return Vocoder(loaded.generator, loaded.mel, label, context, backend="onnx"), loaded.max_rel_error <= ACCURACY_BAR
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether oneDNN runs bf16 convolutions natively here (AVX512-BF16 or AMX); elsewhere bf16 is emulated
+    and slower than fp32."""
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def check_precision(precision: str, device: torch.device, backend: str = "torch") -> None:
+    """Refuse a precision this device/backend cannot run, with the reason (ConfigError)."""
+    if precision not in ("fp32", "fp16", "bf16"):
+        raise ConfigError(f"--precision must be fp32, fp16 or bf16, not {precision!r}")
+    if precision == "fp32":
+        return
+    if backend != "torch":
+        raise ConfigError(f"--precision {precision} needs --backend torch (the {backend} backend runs fp32)")
+    if precision == "fp16" and device.type != "cuda":
+        raise ConfigError("--precision fp16 runs on CUDA only; on the CPU use bf16")
+
+
+def backend_for_precision(backend: str, precision: str) -> str:
+    """``--backend auto`` with a lower precision means torch (ONNX Runtime runs our exports in fp32)."""
+    return "torch" if backend == "auto" and precision != "fp32" else backend
+
+
 @dataclass(frozen=True)
 class EngineOptions:
     batch_size: int = 8
     max_batch_frames: int = 16384  # frames per batch, summed over items (bounds memory)
     chunk_frames: int = 2048  # longer mels are synthesised in overlapping chunks
-    precision: str = "fp32"  # fp32 | fp16 | bf16 (autocast; CUDA only)
+    precision: str = "fp32"  # fp32 | fp16 | bf16 (autocast; fp16 on CUDA only, bf16 on CUDA or the CPU)
 
 
 class Synthesizer:
@@ -130,14 +153,13 @@ class Synthesizer:
         self.device = torch.device(device)
         self.options = options or EngineOptions()
         self.mel_fn = MelSpectrogram(vocoder.mel)
-        if self.options.precision not in ("fp32", "fp16", "bf16"):
-            raise ValueError(f"precision must be fp32, fp16 or bf16, not {self.options.precision!r}")
+        check_precision(self.options.precision, self.device, vocoder.backend)
 
-    def _autocast(self) -> torch.autocast | nullcontext:
-        if self.options.precision == "fp32" or self.device.type != "cuda":
+    def autocast(self) -> torch.autocast | nullcontext:
+        if self.options.precision == "fp32":
             return nullcontext()
         dtype = torch.float16 if self.options.precision == "fp16" else torch.bfloat16
-        return torch.autocast("cuda", dtype=dtype)
+        return torch.autocast(self.device.type, dtype=dtype)
 
     @torch.inference_mode()
     def mel(self, wav: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -149,7 +171,7 @@ class Synthesizer:
     def run_batch(self, batch: torch.Tensor) -> torch.Tensor:
         """One forward pass, no batching or chunking: mel [B, n_mels, frames] -> float32 audio
         [B, frames * hop] on the engine's device (for callers that cut their own windows, e.g. streaming)."""
-        with self._autocast():
+        with self.autocast():
             out = self.vocoder.model(batch.to(self.device))
         return out.float()[:, 0]
 

@@ -83,6 +83,10 @@ BACKEND_HELP = (
     "cached .onnx), or auto (onnx on the CPU when onnxruntime is installed and the export passed its "
     "accuracy check, else torch)."
 )
+PRECISION_HELP = (
+    "fp32, bf16 (autocast on CUDA, or on a CPU with native bf16: AVX512-BF16/AMX; opt-in, see "
+    "docs/performance.md for its quality cost) or fp16 (CUDA only)."
+)
 OFFLINE_HELP = "Never download: weights missing from the cache are an error (also VOCODER_OFFLINE=1)."
 
 

@@ -14,6 +14,7 @@ from vocoder_cli.cli.common import (
     BACKEND_HELP,
     EXIT_PARTIAL_FAILURE,
     OFFLINE_HELP,
+    PRECISION_HELP,
     WEIGHTS_HELP,
     err_console,
     fail,
@@ -22,7 +23,7 @@ from vocoder_cli.cli.common import (
     resolve_device,
     user_errors,
 )
-from vocoder_cli.inference import EngineOptions, Synthesizer, load_vocoder
+from vocoder_cli.inference import EngineOptions, Synthesizer, backend_for_precision, load_vocoder
 from vocoder_cli.resynthesis import STDIO, Report, ResynthOptions, Resynthesizer, plan_jobs, read_file_list
 from vocoder_cli.weights.registry import DEFAULT_ALIAS
 
@@ -40,7 +41,7 @@ def resynth(
     out_sr: Optional[int] = typer.Option(None, "--out-sr", help="Resample the output to this rate (Hz)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Utterances per forward pass."),
-    precision: str = typer.Option("fp32", "--precision", help="fp32, fp16 or bf16 (autocast, CUDA only)."),
+    precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
     backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for torch."),
     chunk_frames: int = typer.Option(2048, "--chunk-frames", min=64, help="Longer inputs are vocoded in chunks."),
@@ -94,6 +95,7 @@ def resynth(
     device = resolve_device(device)
     with user_errors():
         jobs = plan_jobs(inputs, output, from_mels=from_mels)
+        backend = backend_for_precision(backend, precision)
         vocoder = load_vocoder(weights, device, offline=offline or None, notify=notify_pull, backend=backend)
         options = EngineOptions(batch_size=batch_size, chunk_frames=chunk_frames, precision=precision)
         synth = Synthesizer(vocoder, device, options)
