@@ -8,11 +8,13 @@ For each HiFi-GAN variant (V1, V2, V3) the same weights run through:
   onnx-spin  the same with ONNX Runtime's default of idle worker threads spinning (not in the default list)
   jit        torch.jit.trace + freeze + optimize_for_inference (oneDNN)
   compile    torch.compile (inductor; on CPU it builds C++ with gcc)
+  bf16       our Generator under bf16 autocast (`--precision bf16`: opt-in; its bar is PESQ, not the 1e-4 error)
 on the log-mel of ~`--seconds` of real LJSpeech speech (ljspeech/dev, concatenated). Timed runs are
 interleaved (round robin over the candidates), so a busy machine slows all of them alike; the median is
 reported. Accuracy is max |out - reference| / max |reference| on the same mel. FLOPs are counted with
-torch.utils.flop_counter on the reference forward; the machine's peak is cores x 32 fp32 FLOP/cycle (two
-256-bit FMA pipes, AVX2) x the clock from /proc/cpuinfo, an estimate that is printed with the result.
+torch.utils.flop_counter on the reference forward; the machine's peak is the measured fp32 GEMM rate
+(best of five 2048^3 matrix products on the same threads, vocoder_cli.bench.gemm_gflops), printed with the
+nominal cores x FLOP/cycle x clock estimate beside it.
 
     python scripts/bench_backends.py                       # V1 (hifigan-lj-v1), V2 (hifigan-lj-v2), V3 (random)
     python scripts/bench_backends.py --variants v1 --seconds 5 --repeats 3 --candidates eager,onnx,jit
@@ -91,10 +93,10 @@ def load_weights(variant: str, spec: str) -> tuple[Generator, MelConfig, str]:
     return Generator(generator_preset(variant)).eval(), MelConfig(), "random (PyTorch default init)"
 
 
-def torch_runner(model: nn.Module) -> Runner:
+def torch_runner(model: nn.Module, bf16: bool = False) -> Runner:
     def run(mel: torch.Tensor) -> np.ndarray:
-        with torch.inference_mode():
-            return model(mel).numpy()
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            return model(mel).float().numpy()
 
     return run
 
@@ -103,6 +105,8 @@ def build(candidate: str, generator: Generator, mel_cfg: MelConfig, mel: torch.T
     """A callable for one candidate (setup, export or compilation happens here or on its first call)."""
     if candidate == "eager":
         return torch_runner(generator)
+    if candidate == "bf16":  # `--precision bf16`: opt-in, judged by PESQ (scripts/precision_quality.py)
+        return torch_runner(generator, bf16=True)
     if candidate in ("onnx", "onnx-spin"):
         from vocoder_cli.backends.onnx import OnnxGenerator, export_onnx, load_onnx, make_session
 
@@ -119,7 +123,7 @@ def build(candidate: str, generator: Generator, mel_cfg: MelConfig, mel: torch.T
         return torch_runner(frozen)
     if candidate == "compile":
         return torch_runner(torch.compile(generator, backend="inductor", dynamic=False))
-    raise SystemExit(f"unknown candidate {candidate!r}: {', '.join(CANDIDATES)}, onnx-spin")
+    raise SystemExit(f"unknown candidate {candidate!r}: {', '.join(CANDIDATES)}, onnx-spin, bf16")
 
 
 def bench_variant(variant: str, args: argparse.Namespace, peak: float) -> list[dict]:
@@ -184,7 +188,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     peak, how = machine_peak_gflops(torch.get_num_threads())
     start_load = load_average()
-    print(f"peak estimate: {how}; torch {torch.__version__}; load average {start_load}")
+    print(f"peak: {how}; torch {torch.__version__}; load average {start_load}")
     rows: list[dict] = []
     for variant in [v.strip() for v in args.variants.split(",")]:
         rows += bench_variant(variant, args, peak)

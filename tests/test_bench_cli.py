@@ -57,6 +57,19 @@ def test_bench_synth_compares_backends_with_the_reference(tmp_path: Path) -> Non
     assert shown.exit_code == 0, shown.output
     assert "reference" in shown.stdout and "tiny.safetensors" in shown.stdout and "RTF" in shown.stdout
     assert "jik876/hifi-gan's generator" in shown.stderr and "load average" in shown.stderr
+    assert "fp32 GEMM" in shown.stderr  # % of peak is against a measured GEMM rate
+
+
+def test_bench_synth_times_the_opt_in_bf16_path_beside_fp32(tmp_path: Path) -> None:
+    """torch-bf16 really runs in bf16 (its error is far above fp32 rounding), is flagged against the 1e-4 bar,
+    and is never what --backend auto picks."""
+    weights = tiny_weights(tmp_path / "tiny.safetensors")
+    rows = bench("synth", "--weights", str(weights), "--device", "cpu", "--backend", "torch,torch-bf16",
+                 "--seconds", "0.3", "--repeats", "1", "--json")
+    assert [r["backend"] for r in rows] == ["reference", "torch", "torch-bf16"]
+    torch_row, bf16_row = rows[1], rows[2]
+    assert torch_row["max_rel_error"] < 1e-5 and bf16_row["max_rel_error"] > 1e-3  # (real V1: 0.1, tiny: 0.7)
+    assert not bf16_row["within_bar"] and not bf16_row["auto_picks"]
 
 
 def test_bench_synth_presets_and_batch() -> None:

@@ -29,11 +29,12 @@ from vocoder_cli.backends import choose_backend, onnx_exporter_available, onnx_r
 from vocoder_cli.backends.onnx import ACCURACY_BAR
 from vocoder_cli.bench_reference import reference_for
 from vocoder_cli.errors import ConfigError, WeightsError
-from vocoder_cli.inference import EngineOptions, Synthesizer, Vocoder, receptive_field_frames
+from vocoder_cli.inference import EngineOptions, Synthesizer, Vocoder, cpu_has_native_bf16, receptive_field_frames
 from vocoder_cli.mel import MelConfig, MelSpectrogram
 from vocoder_cli.models import Generator, generator_preset
 
 REFERENCE = "reference"
+TORCH_BF16 = "torch-bf16"  # torch under bf16 autocast: the opt-in lower-precision path, timed beside the rest
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class SynthRow:
     """One candidate (the reference or a backend) on one model."""
 
     model: str
-    backend: str  # reference | torch | onnx
+    backend: str  # reference | torch | onnx | torch-bf16
     parameters: int
     audio_seconds: float  # summed over the batch
     wall_seconds: float  # median of the timed runs
@@ -75,16 +76,37 @@ class BenchModel:
 
 
 def machine_peak_gflops(threads: int) -> tuple[float, str]:
-    """fp32 peak estimate: threads x FLOP/cycle (AVX-512 64, AVX2 + FMA 32, else 16) x the nominal clock
-    from /proc/cpuinfo (no turbo), and a sentence saying how it was reckoned."""
+    """The practical fp32 peak: the best of a few 2048 x 2048 float32 matrix products (MKL/oneDNN GEMM, the
+    fastest fp32 kernel torch has), with the nominal estimate from /proc/cpuinfo for comparison, and a
+    sentence saying how it was reckoned. Measured, because the nominal figure misleads: an AVX-512 flag
+    does not say whether the core has 512-bit FMA units (AMD Zen 4 splits them in two)."""
     info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     mhz = [float(m) for m in re.findall(r"cpu MHz\s*:\s*([\d.]+)", info)] or [2000.0]
     flags_line = re.search(r"flags\s*:(.*)", info)
     flags = set(flags_line.group(1).split()) if flags_line else set()
     per_cycle = 64 if "avx512f" in flags else 32 if {"avx2", "fma"} <= flags else 16
     model = (re.findall(r"model name\s*:\s*(.*)", info) or ["unknown CPU"])[0].strip()
-    peak = threads * per_cycle * mhz[0] / 1000
-    return peak, f"{model}, {threads} threads x {per_cycle} FLOP/cycle x {mhz[0] / 1000:.2f} GHz = {peak:.0f} GFLOP/s"
+    nominal = threads * per_cycle * mhz[0] / 1000
+    measured = gemm_gflops(threads)
+    return measured, (f"{model}: fp32 GEMM (2048^3, {threads} threads) measured {measured:.0f} GFLOP/s; "
+                      f"nominal {threads} x {per_cycle} FLOP/cycle x {mhz[0] / 1000:.2f} GHz = {nominal:.0f}")
+
+
+def gemm_gflops(threads: int, n: int = 2048, repeats: int = 5) -> float:
+    """Best GFLOP/s of ``repeats`` float32 n x n matrix products on ``threads`` threads (~0.5 s)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        a @ b  # warm-up
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            a @ b
+            best = min(best, time.perf_counter() - start)
+        return 2 * n**3 / best / 1e9
+    finally:
+        torch.set_num_threads(before)
 
 
 def load_average() -> tuple[float, float, float] | None:
@@ -132,12 +154,12 @@ def preset_model(name: str, backends: Sequence[str], mel: MelConfig | None = Non
     generator = Generator(cfg).eval()
     vocoders: dict[str, Vocoder] = {}
     for backend in backends:
-        if backend == "torch":
+        if backend in ("torch", TORCH_BF16):
             vocoders[backend] = Vocoder(generator, mel, name, receptive_field_frames(cfg) + 2)
         elif backend == "onnx":
             vocoders[backend] = _temporary_onnx(generator, mel, name)
         else:
-            raise ConfigError(f"unknown backend {backend!r}: torch or onnx")
+            raise ConfigError(f"unknown backend {backend!r}: torch, onnx or {TORCH_BF16}")
     return BenchModel(name, generator, mel, vocoders)
 
 
@@ -170,7 +192,8 @@ def weights_model(
         raise WeightsError(f"{path}: bench synth compares against the official architecture in PyTorch, so it "
                            "needs the .safetensors weights (or a name), not an exported .onnx")
     loaded = load_generator(path, "cpu")
-    vocoders = {b: load_vocoder(weights, device, offline=offline, notify=notify, backend=b) for b in backends}
+    vocoders = {b: load_vocoder(weights, device, offline=offline, notify=notify, backend="torch" if b == TORCH_BF16 else b)
+                for b in backends}
     label = next(iter(vocoders.values())).name if vocoders else weights
     return BenchModel(label, loaded.generator.eval(), loaded.mel, vocoders)
 
@@ -180,10 +203,17 @@ def backends_to_compare(requested: str, device: str) -> list[str]:
     becomes the backend it picks here)."""
     if requested != "all":
         listed = [b.strip() for b in requested.split(",") if b.strip()]
-        picked = [choose_backend(b, device, exportable=onnx_exporter_available()) for b in listed]
+        picked = [b if b == TORCH_BF16 else choose_backend(b, device, exportable=onnx_exporter_available())
+                  for b in listed]
         return list(dict.fromkeys(picked))
     onnx = device == "cpu" and onnx_runtime_available() and onnx_exporter_available()
-    return ["torch", "onnx"] if onnx else ["torch"]
+    bf16 = device.startswith("cuda") or cpu_has_native_bf16()  # emulated bf16 is slower than fp32: not offered
+    return ["torch"] + (["onnx"] if onnx else []) + ([TORCH_BF16] if bf16 else [])
+
+
+def _precision_of(backend: str, precision: str) -> str:
+    """``torch-bf16`` is torch at bf16; ``--precision`` applies to torch; ONNX Runtime runs fp32."""
+    return "bf16" if backend == TORCH_BF16 else precision if backend == "torch" else "fp32"
 
 
 def compare_backends(
@@ -207,7 +237,7 @@ def compare_backends(
     runners: dict[str, Callable[[], np.ndarray]] = {REFERENCE: run_reference}
     for backend, vocoder in model.backends.items():
         vocoder.model.to(device)
-        synth = Synthesizer(vocoder, device, EngineOptions(batch_size=batch, precision=precision))
+        synth = Synthesizer(vocoder, device, EngineOptions(batch_size=batch, precision=_precision_of(backend, precision)))
         runners[backend] = lambda synth=synth: np.stack(synth.synthesize([mel] * batch))
     outputs = {name: run() for name, run in runners.items()}  # warm-up, and the outputs compared
     times: dict[str, list[float]] = {name: [] for name in runners}
