@@ -75,3 +75,41 @@ def test_resynth_cli_bf16_and_its_errors(tmp_path: Path) -> None:
                                "--precision", "bf16", "--backend", "onnx", "--device", "cpu", "-q"])
     assert onnx.exit_code == 2 and "needs --backend torch" in onnx.output
     assert not (tmp_path / "o2").exists() or not any((tmp_path / "o2").iterdir())
+
+
+def test_fp32_tail_keeps_the_output_rate_stage_in_float32() -> None:
+    """Without autocast the flag changes nothing; under bf16 it brings the output closer to fp32 (the stage
+    at the output rate is where bf16 hurt LJ_V2's PESQ)."""
+    torch.manual_seed(0)
+    gen = Generator(generator_preset("v2")).eval()
+    mel = torch.randn(1, 80, 40) - 5.0
+    with torch.inference_mode():
+        ref = gen(mel)
+        assert torch.equal(gen.generate(mel, fp32_tail=True), ref)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            all_bf16, tail32 = gen(mel).float(), gen.generate(mel, fp32_tail=True)
+    assert tail32.dtype == torch.float32
+    err_all, err_tail = (all_bf16 - ref).abs().max(), (tail32 - ref).abs().max()
+    assert 0 < err_tail < err_all
+
+
+def test_bf16_needs_hifigan_weights(tmp_path: Path) -> None:
+    sf.write(tmp_path / "in.wav", tone(0.3, 22050), 22050)
+    result = CliRunner().invoke(app, ["resynth", str(tmp_path / "in.wav"), str(tmp_path / "out"), "-w", "griffin-lim",
+                                      "--precision", "bf16", "--device", "cpu", "-q"])
+    assert result.exit_code == 2 and "applies to HiFi-GAN weights" in result.output
+
+
+@pytest.mark.filterwarnings("ignore:CUDA is not available")
+def test_fp32_on_cuda_means_full_float32_convolutions() -> None:
+    """PyTorch runs CUDA fp32 convolutions in TF32 by default (on an H200 that moved LJ_V2's output by up to
+    15% of peak); the engine's fp32 turns cuDNN's TF32 off around each call and restores the setting after.
+    (The flag itself needs no GPU to set; tests/test_cuda.py runs the synthesis on one.)"""
+    gen = Generator(generator_preset("v3"))
+    vocoder = Vocoder(gen, MelConfig(), "v3", receptive_field_frames(gen.cfg) + 2)
+    before = torch.backends.cudnn.allow_tf32
+    with Synthesizer(vocoder, "cuda").autocast():
+        assert torch.backends.cudnn.allow_tf32 is False
+    assert torch.backends.cudnn.allow_tf32 == before
+    bf16 = Synthesizer(vocoder, "cuda", EngineOptions(precision="bf16")).autocast()
+    assert isinstance(bf16, torch.autocast) and bf16.fast_dtype == torch.bfloat16  # (not entered: no CUDA here)

@@ -203,17 +203,38 @@ def _resblock(block: nn.Module) -> _Layer:
     raise ConfigError(f"cannot stream a {type(block).__name__}")
 
 
-def streaming_layers(generator: Generator) -> _Sequence:
-    """The generator's layers as streaming layers, sharing its parameters (no copy)."""
+class _Float32(_Layer):
+    """The wrapped layers in float32 with autocast off: :meth:`Generator.generate`'s ``fp32_tail``."""
+
+    def __init__(self, inner: _Layer) -> None:
+        self.inner, self.lag = inner, inner.lag
+        self.device_type = "cpu"
+
+    def push(self, x: torch.Tensor) -> torch.Tensor:
+        self.device_type = x.device.type
+        with torch.autocast(self.device_type, enabled=False):
+            return self.inner.push(x.float())
+
+    def finish(self) -> torch.Tensor:
+        with torch.autocast(self.device_type, enabled=False):
+            return self.inner.finish()
+
+
+def streaming_layers(generator: Generator, fp32_tail: bool = False) -> _Sequence:
+    """The generator's layers as streaming layers, sharing its parameters (no copy); ``fp32_tail`` as in
+    :meth:`Generator.generate` (the last stage and conv_post in float32 under autocast)."""
     layers: list[_Layer] = [_Conv(generator.conv_pre, None)]
     rates = [1]
     k = generator.num_kernels
+    last = len(generator.ups) - 1
     for i, up in enumerate(generator.ups):
-        layers.append(_ConvTranspose(up, LRELU_SLOPE))
+        stage = _Sequence([_ConvTranspose(up, LRELU_SLOPE),
+                           _MeanOfBlocks([_resblock(b) for b in generator.resblocks[i * k : (i + 1) * k]])],
+                          [up.stride[0], 1])
+        layers.append(_Float32(stage) if fp32_tail and i == last else stage)
         rates.append(up.stride[0])
-        layers.append(_MeanOfBlocks([_resblock(b) for b in generator.resblocks[i * k : (i + 1) * k]]))
-        rates.append(1)
-    layers += [_Conv(generator.conv_post, 0.01), _Elementwise(torch.tanh)]  # the official default slope here
+    post = _Conv(generator.conv_post, 0.01)  # the official default slope here
+    layers += [_Float32(post) if fp32_tail else post, _Elementwise(torch.tanh)]
     rates += [1, 1]
     return _Sequence(layers, rates)
 
@@ -223,7 +244,8 @@ class CachedStreamingGenerator:
 
     After ``F`` frames, ``F * hop - lag_samples`` samples are out (``lag_samples``: the generator's exact
     right context, e.g. 3,690 samples = 167 ms for V1 at 22.05 kHz); :meth:`finish` gives the rest, for
-    exactly ``F * hop`` in all. ``autocast`` wraps each step (bf16 on the CPU, fp16/bf16 on CUDA).
+    exactly ``F * hop`` in all. ``autocast`` wraps each step (bf16 on the CPU, fp16/bf16 on CUDA), with
+    ``fp32_tail`` as the offline engine runs it.
     """
 
     def __init__(
@@ -233,12 +255,13 @@ class CachedStreamingGenerator:
         *,
         device: torch.device | str = "cpu",
         autocast: Callable[[], AbstractContextManager] = nullcontext,
+        fp32_tail: bool = False,
     ) -> None:
         if not isinstance(generator, Generator):
             raise ConfigError(f"cached streaming needs a HiFi-GAN Generator, not {type(generator).__name__}")
         if chunk_frames < 1:
             raise ConfigError("chunk must be >= 1 frame")
-        self.layers = streaming_layers(generator)
+        self.layers = streaming_layers(generator, fp32_tail)
         self.hop, self.chunk, self.device, self.autocast = generator.hop_length, chunk_frames, torch.device(device), autocast
         self.pending = torch.zeros(1, generator.cfg.n_mels, 0, device=self.device)
         self.frames_in = 0

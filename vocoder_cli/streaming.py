@@ -241,7 +241,8 @@ class StreamingResynthesizer:
         self.generator: StreamingGenerator | CachedStreamingGenerator
         if lookahead >= exact and options.cached and isinstance(synth.vocoder.model, Generator):
             self.generator = CachedStreamingGenerator(
-                synth.vocoder.model, chunk, device=synth.device, autocast=synth.autocast
+                synth.vocoder.model, chunk, device=synth.device, autocast=synth.autocast,
+                fp32_tail=synth.options.precision != "fp32",
             )
             lag: int | None = self.generator.lag_samples
         else:
