@@ -1,7 +1,7 @@
 """Streaming resynthesis: error against offline synthesis as the look-ahead shrinks, latency, compute.
 
     python scripts/stream_latency.py errors  [--weights hifigan-lj-v1,hifigan-lj-v2,random-v3] [--clips 2] [--seconds 4]
-    python scripts/stream_latency.py speed   [--models v1,v2,v3] [--threads 2] [--seconds 4]
+    python scripts/stream_latency.py speed   [--models v1,v2,v3] [--threads 2] [--seconds 4] [--precision bf16]
 
 ``errors``: real LJSpeech clips (../shared/data/ljspeech/dev/wavs) streamed through
 vocoder_cli.streaming with look-aheads of 15, 12, 10, 8, 6, 4, 2, 0 mel frames, compared with offline
@@ -10,7 +10,9 @@ synthesis of the same clip by the same weights (torch backend for both): relativ
 reference, and PESQ-wb of each against the recording (the delta is what a listener loses). ``random-v3``
 means V3 with random weights (no real V3 weights are published in a form we can fetch): its PESQ is
 meaningless and left out. ``speed``: per-chunk compute of V1/V2/V3 (random weights: same cost) when the
-audio arrives one chunk at a time, as a real stream does, and the algorithmic latency of each setting.
+audio arrives one chunk at a time, as a real stream does, and the algorithmic latency of each setting, for
+both streaming paths: cached layer state (the default at the exact look-ahead) and re-running each chunk
+with its context (any look-ahead).
 Timings on a shared, loaded machine are indicative only.
 """
 
@@ -30,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from vocoder_cli.audio import load_audio, resample  # noqa: E402
-from vocoder_cli.inference import Synthesizer, Vocoder, load_vocoder, receptive_field_frames  # noqa: E402
+from vocoder_cli.inference import EngineOptions, Synthesizer, Vocoder, load_vocoder, receptive_field_frames  # noqa: E402
 from vocoder_cli.mel import MelConfig  # noqa: E402
 from vocoder_cli.metrics.reference import pesq_at  # noqa: E402
 from vocoder_cli.models import Generator, generator_preset  # noqa: E402
@@ -99,36 +101,49 @@ def errors(args: argparse.Namespace) -> None:
                   f"{statistics.mean(p for *_, p in data):.3f} | | | | |", flush=True)
 
 
+SPEED_SETTINGS = (  # (chunk frames, look-ahead frames or None for exact, cached layer state)
+    (1, None, True), (2, None, True), (4, None, True), (8, None, True),
+    (4, None, False), (8, None, False), (16, None, False), (2, 4, False), (4, 3, False),
+)
+
+
 def speed(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     wav, sr = load_audio(sorted(CLIPS.glob("*.flac"))[0], 22050)
     wav = wav[: int(args.seconds * sr)]
-    print(f"# torch threads {torch.get_num_threads()}; {args.seconds} s of audio fed one chunk at a time; "
-          "compute per chunk = median wall time of the push() that produced the chunk")
-    print("| model | chunk (frames / ms) | look-ahead (frames) | algorithmic latency ms | compute per chunk ms | "
+    print(f"# torch threads {torch.get_num_threads()}; precision {args.precision}; {args.seconds} s of audio fed "
+          "one chunk at a time; compute per chunk = median wall time of the push() that produced a chunk; "
+          "compute RTF = all push() time / audio time")
+    print("| model | path | chunk (frames / ms) | look-ahead | algorithmic latency ms | compute per chunk ms | "
           "compute RTF | offline RTF |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for model in args.models.split(","):
-        synth = Synthesizer(vocoder_for(f"random-{model}"))
+        synth = Synthesizer(vocoder_for(f"random-{model}"), options=EngineOptions(precision=args.precision))
+        synth.synthesize([synth.mel(wav[:sr])])  # warm-up
         tick = time.perf_counter()
         synth.synthesize([synth.mel(wav)])
         offline_rtf = (time.perf_counter() - tick) / (wav.size / sr)
-        for chunk_frames, la in [(4, None), (8, None), (16, None), (2, 4), (4, 3)]:
-            resynth = StreamingResynthesizer(
-                synth, StreamOptions(frame_ms(chunk_frames), None if la is None else frame_ms(la))
-            )
+        for chunk_frames, la, cached in SPEED_SETTINGS:
+            options = StreamOptions(frame_ms(chunk_frames), None if la is None else frame_ms(la), cached=cached)
+            resynth = StreamingResynthesizer(synth, options)
             block = chunk_frames * 256
-            times = []
+            times, total = [], 0.0
             for i in range(0, wav.size, block):
                 tick = time.perf_counter()
                 out = resynth.push(wav[i : i + block])
+                spent = time.perf_counter() - tick
+                total += spent
                 if out.size:
-                    times.append(time.perf_counter() - tick)
+                    times.append(spent)
             lat = resynth.latency
             per_chunk = statistics.median(times)
-            print(f"| {model.upper()} | {chunk_frames} / {frame_ms(chunk_frames):.0f} | {lat.lookahead_frames}"
-                  f"{'' if la is not None else ' (exact)'} | {lat.ms:.0f} | {1000 * per_chunk:.1f} | "
-                  f"{per_chunk / (block / sr):.2f} | {offline_rtf:.2f} |", flush=True)
+            if lat.lag_samples is not None:
+                path, ahead = "cached", f"{lat.lag_samples} samples (exact)"
+            else:
+                path = "re-run"
+                ahead = f"{lat.lookahead_frames} frames" + (" (exact)" if la is None else "")
+            print(f"| {model.upper()} | {path} | {chunk_frames} / {frame_ms(chunk_frames):.0f} | {ahead} | {lat.ms:.0f} | "
+                  f"{1000 * per_chunk:.1f} | {total / (wav.size / sr):.2f} | {offline_rtf:.2f} |", flush=True)
 
 
 def main() -> None:
@@ -143,6 +158,7 @@ def main() -> None:
     s.add_argument("--models", default="v1,v2,v3")
     s.add_argument("--threads", type=int, default=2)
     s.add_argument("--seconds", type=float, default=4.0)
+    s.add_argument("--precision", default="fp32", help="fp32 or bf16 (the engine's --precision)")
     args = parser.parse_args()
     errors(args) if args.what == "errors" else speed(args)
 
