@@ -56,7 +56,9 @@ def test_refused_precisions_say_why() -> None:
         synth("fp16")
     with pytest.raises(ConfigError, match="fp32, fp16 or bf16"):
         synth("fp8")
-    assert backend_for_precision("auto", "bf16") == "torch" and backend_for_precision("auto", "fp32") == "auto"
+    assert backend_for_precision("auto", "bf16", "cpu") == "torch" and backend_for_precision("auto", "fp32", "cpu") == "auto"
+    with pytest.raises(ConfigError, match="needs --backend torch"):
+        backend_for_precision("onnx", "bf16", "cpu")
 
 
 def test_resynth_cli_bf16_and_its_errors(tmp_path: Path) -> None:
@@ -113,3 +115,12 @@ def test_fp32_on_cuda_means_full_float32_convolutions() -> None:
     assert torch.backends.cudnn.allow_tf32 == before
     bf16 = Synthesizer(vocoder, "cuda", EngineOptions(precision="bf16")).autocast()
     assert isinstance(bf16, torch.autocast) and bf16.fast_dtype == torch.bfloat16  # (not entered: no CUDA here)
+
+
+def test_tts_takes_the_same_precision_option(tmp_path: Path) -> None:
+    """`tts --precision` goes through the same checks as resynth, before any model is loaded."""
+    weights = tiny_weights(tmp_path / "tiny.safetensors")
+    result = CliRunner().invoke(app, ["tts", "Hello there.", "-o", str(tmp_path / "a.wav"), "-w", str(weights),
+                                      "--precision", "fp16", "--device", "cpu", "-q"])
+    assert result.exit_code == 2 and "fp16 runs on CUDA only" in result.output
+    assert not (tmp_path / "a.wav").exists()

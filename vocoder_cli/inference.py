@@ -140,9 +140,12 @@ def true_fp32() -> AbstractContextManager:
                        allow_tf32=False)
 
 
-def backend_for_precision(backend: str, precision: str) -> str:
-    """``--backend auto`` with a lower precision means torch (ONNX Runtime runs our exports in fp32)."""
-    return "torch" if backend == "auto" and precision != "fp32" else backend
+def backend_for_precision(backend: str, precision: str, device: str | torch.device) -> str:
+    """The backend to load for ``--backend`` at ``--precision``, checked before anything is loaded or
+    exported: ``auto`` with a lower precision means torch (ONNX Runtime runs our exports in fp32)."""
+    backend = "torch" if backend == "auto" and precision != "fp32" else backend
+    check_precision(precision, torch.device(device), "torch" if backend == "auto" else backend)
+    return backend
 
 
 @dataclass(frozen=True)

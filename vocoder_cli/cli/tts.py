@@ -14,6 +14,7 @@ from vocoder_cli.cli.common import (
     BACKEND_HELP,
     EXIT_PARTIAL_FAILURE,
     OFFLINE_HELP,
+    PRECISION_HELP,
     WEIGHTS_HELP,
     download_bar,
     err_console,
@@ -23,7 +24,7 @@ from vocoder_cli.cli.common import (
     resolve_device,
     user_errors,
 )
-from vocoder_cli.inference import EngineOptions, Synthesizer, load_vocoder
+from vocoder_cli.inference import EngineOptions, Synthesizer, backend_for_precision, load_vocoder
 from vocoder_cli.tts.base import LoadOptions
 from vocoder_cli.tts.mels import bridge
 from vocoder_cli.tts.registry import DEFAULT_ACOUSTIC, available, load_acoustic, plugins
@@ -84,6 +85,7 @@ def tts(
     seed: int = typer.Option(0, "--seed", help="Seed for models that sample (Tacotron2's prenet dropout)."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for torch."),
     backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
+    precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Skip items whose output already exists."),
     out_sr: Optional[int] = typer.Option(None, "--out-sr", help="Resample the output to this rate (Hz)."),
     float_output: bool = typer.Option(False, "--float", help="Write 32-bit float WAV instead of 16-bit PCM."),
@@ -114,6 +116,7 @@ def tts(
     device = resolve_device(device)
     with user_errors():
         jobs = plan_jobs(items, out, batch=batch, save_mels=save_mels)
+        backend = backend_for_precision(backend, precision, device)
         vocoder = load_vocoder(weights, device, offline=offline or None, notify=notify_pull, backend=backend)
         with download_bar(quiet) as bar:
             task: list[int] = []
@@ -131,7 +134,7 @@ def tts(
                 ),
             )  # fmt: skip
         mel_bridge = bridge(model.mel_config, vocoder.mel, model.name)
-        synth = Synthesizer(vocoder, device, EngineOptions(batch_size=batch_size))
+        synth = Synthesizer(vocoder, device, EngineOptions(batch_size=batch_size, precision=precision))
     if mel_bridge.explanation and not quiet:
         err_console.print(f"[dim]note: {mel_bridge.explanation}[/]", soft_wrap=True)
     runner = TtsRunner(
