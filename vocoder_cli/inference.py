@@ -80,7 +80,7 @@ def load_vocoder(
 
         mel = mel_preset("hifigan-22k")
         return Vocoder(GriffinLim(mel).to(device).eval(), mel, GRIFFIN_LIM, context_frames=16)
-    from vocoder_cli.weights.format import load_generator
+    from vocoder_cli.weights.download import sha256_of
     from vocoder_cli.weights.resolve import canonical_name, ensure_weights
 
     path = ensure_weights(weights, offline=offline, notify=notify)
@@ -90,18 +90,43 @@ def load_vocoder(
             raise WeightsError(f"{path}: an ONNX model runs on the onnx backend only (--backend onnx or auto)")
         return _onnx_vocoder(path, label, str(device))[0]
     if choose_backend(backend, str(device)) == "onnx":
-        cached = cache_path(path)  # keyed by the weights' sha256, the opset and the ONNX Runtime version
+        digest = sha256_of(path)
+        cached = cache_path(path, sha256=digest)  # keyed by the weights' sha256, the opset and the ORT version
         exportable = cached.is_file() or onnx_exporter_available()
         if choose_backend(backend, str(device), exportable=exportable) == "onnx":
             if notify is not None and not cached.is_file():
                 notify(f"exporting {label} to ONNX for the onnx backend (once; cached in {cached.parent})")
             vocoder, passed = _onnx_vocoder(cached_export(path, cached), label, str(device))
             if choose_backend(backend, str(device), onnx_checked=passed) == "onnx":
-                return vocoder
+                if backend != "auto":
+                    return vocoder
+                return _faster(_torch_vocoder(path, label, device), vocoder, digest, notify)
+    return _torch_vocoder(path, label, device)
+
+
+def _torch_vocoder(path: Path, label: str, device: str | torch.device) -> Vocoder:
+    from vocoder_cli.weights.format import load_generator
+
     loaded = load_generator(path, device)
     if loaded.mel.center:
         raise WeightsError(f"{path}: generators trained on centred mels are not supported for synthesis")
     return Vocoder(loaded.generator, loaded.mel, label, receptive_field_frames(loaded.config) + 2)
+
+
+def _faster(torch_vocoder: Vocoder, onnx_vocoder: Vocoder, digest: str, notify: Callable[[str], None] | None) -> Vocoder:
+    """``auto`` on the CPU: whichever of the two ran faster on this machine (measured once, remembered)."""
+    from vocoder_cli.backends.tune import choice_key, faster_backend
+    from vocoder_cli.bench import speech_mel
+
+    mel = torch_vocoder.mel
+    choice = faster_backend(
+        {"torch": torch_vocoder.model, "onnx": onnx_vocoder.model},
+        lambda: speech_mel(mel, 2.0)[None],
+        choice_key(digest, torch.get_num_threads()),
+        notify=notify,
+        hop_seconds=mel.hop_length / mel.sample_rate,
+    )
+    return onnx_vocoder if choice.backend == "onnx" else torch_vocoder
 
 
 def _onnx_vocoder(path: Path, label: str, device: str) -> tuple[Vocoder, bool]:

@@ -202,14 +202,14 @@ def is_onnx_path(path: str | Path) -> bool:
     return str(path).lower().endswith(".onnx")
 
 
-def cache_path(weights: Path, opset: int = OPSET) -> Path:
-    """Where the ONNX export of a weights file is cached: keyed by the file's sha256, the opset and the
-    ONNX Runtime version, under the cache dir (``$VOCODER_CACHE_DIR/onnx/``)."""
+def cache_path(weights: Path, opset: int = OPSET, sha256: str | None = None) -> Path:
+    """Where the ONNX export of a weights file is cached: keyed by the file's sha256 (``sha256`` if the
+    caller has it), the opset and the ONNX Runtime version, under the cache dir (``$VOCODER_CACHE_DIR/onnx/``)."""
     from vocoder_cli.weights.cache import cache_dir
     from vocoder_cli.weights.download import sha256_of
 
     ort = _import("onnxruntime")
-    return cache_dir() / "onnx" / f"{sha256_of(weights)[:16]}-opset{opset}-ort{ort.__version__}.onnx"
+    return cache_dir() / "onnx" / f"{(sha256 or sha256_of(weights))[:16]}-opset{opset}-ort{ort.__version__}.onnx"
 
 
 def cached_export(weights: Path, target: Path | None = None, opset: int = OPSET) -> Path:
