@@ -80,8 +80,8 @@ WEIGHTS_HELP = (
 )
 BACKEND_HELP = (
     "What runs the generator: torch, onnx (ONNX Runtime, CPU; safetensors weights are exported once to a "
-    "cached .onnx), or auto (onnx on the CPU when onnxruntime is installed and the export passed its "
-    "accuracy check, else torch)."
+    "cached .onnx), or auto (on the CPU with onnxruntime installed and the export within its accuracy check: "
+    "the faster of torch and onnx for these weights on this machine, timed once and remembered; else torch)."
 )
 PRECISION_HELP = (
     "fp32, bf16 (autocast on CUDA, or on a CPU with native bf16: AVX512-BF16/AMX; opt-in, see "
