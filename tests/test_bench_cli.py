@@ -46,7 +46,7 @@ def test_bench_synth_compares_backends_with_the_reference(tmp_path: Path) -> Non
         assert row["speedup_vs_reference"] == pytest.approx(row["reference_seconds"] / row["wall_seconds"], rel=1e-3)
         assert row["real_time_factor"] == pytest.approx(row["wall_seconds"] / row["audio_seconds"], rel=1e-3)
         assert row["gflop"] == ref["gflop"] > 0
-        assert row["gflops_per_second"] == pytest.approx(row["gflop"] / row["wall_seconds"], rel=1e-2)
+        assert row["gflops_per_second"] == pytest.approx(row["gflop"] / row["wall_seconds"], rel=1e-2, abs=0.006)  # JSON keeps 2 decimals
     assert ref["speedup_vs_reference"] == 1.0 and ref["max_rel_error"] == 0.0
     # the same weights through our torch generator and through ONNX Runtime: the same audio as the reference
     assert rows[1]["max_rel_error"] < 1e-5 and rows[2]["max_rel_error"] < 1e-4

@@ -20,6 +20,7 @@ from torch import nn
 
 from vocoder_cli.backends import choose_backend, onnx_exporter_available
 from vocoder_cli.backends.onnx import ACCURACY_BAR, cache_path, cached_export, is_onnx_path, load_onnx
+from vocoder_cli.backends.tune import choice_key, measure_faster, remembered_backend
 from vocoder_cli.errors import ConfigError, WeightsError
 from vocoder_cli.mel import MelConfig, MelSpectrogram, mel_preset
 from vocoder_cli.models.config import GeneratorConfig
@@ -94,13 +95,17 @@ def load_vocoder(
         cached = cache_path(path, sha256=digest)  # keyed by the weights' sha256, the opset and the ORT version
         exportable = cached.is_file() or onnx_exporter_available()
         if choose_backend(backend, str(device), exportable=exportable) == "onnx":
+            key = choice_key(digest, torch.get_num_threads()) if backend == "auto" else None
+            remembered = remembered_backend(key) if key else None
+            if remembered == "torch":  # measured faster here before: no ONNX session needed
+                return _torch_vocoder(path, label, device)
             if notify is not None and not cached.is_file():
                 notify(f"exporting {label} to ONNX for the onnx backend (once; cached in {cached.parent})")
             vocoder, passed = _onnx_vocoder(cached_export(path, cached), label, str(device))
             if choose_backend(backend, str(device), onnx_checked=passed) == "onnx":
-                if backend != "auto":
+                if key is None or remembered == "onnx":
                     return vocoder
-                return _faster(_torch_vocoder(path, label, device), vocoder, digest, notify)
+                return _faster(_torch_vocoder(path, label, device), vocoder, key, notify)
     return _torch_vocoder(path, label, device)
 
 
@@ -113,16 +118,15 @@ def _torch_vocoder(path: Path, label: str, device: str | torch.device) -> Vocode
     return Vocoder(loaded.generator, loaded.mel, label, receptive_field_frames(loaded.config) + 2)
 
 
-def _faster(torch_vocoder: Vocoder, onnx_vocoder: Vocoder, digest: str, notify: Callable[[str], None] | None) -> Vocoder:
-    """``auto`` on the CPU: whichever of the two ran faster on this machine (measured once, remembered)."""
-    from vocoder_cli.backends.tune import choice_key, faster_backend
+def _faster(torch_vocoder: Vocoder, onnx_vocoder: Vocoder, key: str, notify: Callable[[str], None] | None) -> Vocoder:
+    """``auto`` on the CPU, first time for these weights here: time both, keep and remember the faster."""
     from vocoder_cli.bench import speech_mel
 
     mel = torch_vocoder.mel
-    choice = faster_backend(
+    choice = measure_faster(
         {"torch": torch_vocoder.model, "onnx": onnx_vocoder.model},
         lambda: speech_mel(mel, 2.0)[None],
-        choice_key(digest, torch.get_num_threads()),
+        key,
         notify=notify,
         hop_seconds=mel.hop_length / mel.sample_rate,
     )

@@ -32,7 +32,6 @@ class BackendChoice:
     backend: str  # torch | onnx
     seconds: dict[str, float]  # median wall seconds per backend on the probe
     audio_seconds: float  # length of the probe
-    measured_now: bool  # False when read back from the cache
 
 
 def cpu_model() -> str:
@@ -86,7 +85,20 @@ def _write(path: Path, data: dict) -> None:
         pass
 
 
-def faster_backend(
+def remembered_backend(key: str, cache: Path | None = None) -> str | None:
+    """The backend stored under ``key`` by an earlier measurement, or None."""
+    known = _read(cache or choice_path()).get(key)
+    backend = known.get("backend") if isinstance(known, dict) else None
+    return backend if backend in ("torch", "onnx") else None
+
+
+def choice_path() -> Path:
+    from vocoder_cli.weights.cache import cache_dir
+
+    return cache_dir() / CHOICE_FILE
+
+
+def measure_faster(
     models: dict[str, nn.Module],
     probe: Callable[[], torch.Tensor],
     key: str,
@@ -95,20 +107,15 @@ def faster_backend(
     notify: Callable[[str], None] | None = None,
     hop_seconds: float,
 ) -> BackendChoice:
-    """The faster of ``models`` (backend name -> module taking a mel batch), from the cache under ``key`` or
-    measured now on ``probe()`` (a mel [1, n_mels, frames]) and stored. ``hop_seconds``: audio per frame."""
-    from vocoder_cli.weights.cache import cache_dir
-
-    path = cache or cache_dir() / CHOICE_FILE
-    known = _read(path).get(key)
-    if isinstance(known, dict) and known.get("backend") in models:
-        return BackendChoice(known["backend"], known.get("seconds", {}), known.get("audio_seconds", 0.0), False)
+    """Time ``models`` (backend name -> module taking a mel batch) on ``probe()`` (a mel [1, n_mels, frames]),
+    store the faster under ``key`` (atomically, beside other keys) and say so. ``hop_seconds``: audio per frame."""
+    path = cache or choice_path()
     mel = probe()
     seconds = time_backends(models, mel)
     backend = min(seconds, key=lambda name: seconds[name])
-    choice = BackendChoice(backend, seconds, mel.shape[-1] * hop_seconds, True)
+    choice = BackendChoice(backend, seconds, mel.shape[-1] * hop_seconds)
     data = _read(path)
-    data[key] = {k: v for k, v in asdict(choice).items() if k != "measured_now"}
+    data[key] = asdict(choice)
     _write(path, data)
     if notify is not None:
         timings = ", ".join(f"{name} {s:.2f} s" for name, s in sorted(seconds.items(), key=lambda kv: kv[1]))
