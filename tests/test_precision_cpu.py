@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from tests.helpers import tiny_weights, tone
 from vocoder_cli.cli.app import app
 from vocoder_cli.errors import ConfigError
-from vocoder_cli.inference import EngineOptions, Synthesizer, Vocoder, backend_for_precision, receptive_field_frames
+from vocoder_cli.inference import EngineOptions, Synthesizer, Vocoder, resolve_backend, receptive_field_frames
 from vocoder_cli.mel import MelConfig
 from vocoder_cli.models import Generator, generator_preset
 from vocoder_cli.streaming import StreamingResynthesizer
@@ -56,9 +56,11 @@ def test_refused_precisions_say_why() -> None:
         synth("fp16")
     with pytest.raises(ConfigError, match="fp32, fp16 or bf16"):
         synth("fp8")
-    assert backend_for_precision("auto", "bf16", "cpu") == "torch" and backend_for_precision("auto", "fp32", "cpu") == "auto"
+    assert resolve_backend("auto", "bf16", "cpu") == "torch" and resolve_backend("auto", "fp32", "cpu") == "auto"
+    assert resolve_backend("auto", "fp32", "cpu", streaming=True) == "torch"  # the cached streaming engine
+    assert resolve_backend("onnx", "fp32", "cpu", streaming=True) == "onnx"  # an explicit choice stands
     with pytest.raises(ConfigError, match="needs --backend torch"):
-        backend_for_precision("onnx", "bf16", "cpu")
+        resolve_backend("onnx", "bf16", "cpu")
 
 
 def test_resynth_cli_bf16_and_its_errors(tmp_path: Path) -> None:

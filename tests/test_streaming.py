@@ -487,3 +487,16 @@ def test_cached_stream_equals_offline_through_the_resynthesizer() -> None:
     assert isinstance(resynth.generator, CachedStreamingGenerator)
     out = np.concatenate(list(resynth.stream(blocks(wav, [300, 7, 1024]))))
     assert rel_err(out, offline) <= 1e-5
+
+
+def test_cli_auto_backend_streams_with_cached_layer_state(weights: Path, tmp_path: Path) -> None:
+    """`--backend auto` (the default) streams on torch with cached layer state even where ONNX Runtime would
+    be picked offline: ONNX can only re-run each chunk with its context (~4x the work)."""
+    args = [a for a in cli(weights) if a not in ("--backend", "torch")] + ["--backend", "auto"]
+    wav = speechlike(0.5)
+    done = subprocess.run(args, input=wav_bytes(wav), capture_output=True, timeout=120,
+                          env={**env(), "VOCODER_CACHE_DIR": str(tmp_path / "cache")})
+    assert done.returncode == 0, done.stderr.decode()
+    assert b"cached layer state, equals offline" in done.stderr, done.stderr.decode()
+    assert not (tmp_path / "cache" / "onnx").exists()  # nothing exported for a stream
+    assert decode_output(done.stdout).size == (wav.size // 256) * 256  # frames * hop, as offline

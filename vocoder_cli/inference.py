@@ -169,10 +169,12 @@ def true_fp32() -> AbstractContextManager:
                        allow_tf32=False)
 
 
-def backend_for_precision(backend: str, precision: str, device: str | torch.device) -> str:
+def resolve_backend(backend: str, precision: str, device: str | torch.device, streaming: bool = False) -> str:
     """The backend to load for ``--backend`` at ``--precision``, checked before anything is loaded or
-    exported: ``auto`` with a lower precision means torch (ONNX Runtime runs our exports in fp32)."""
-    backend = "torch" if backend == "auto" and precision != "fp32" else backend
+    exported. ``auto`` means torch with a lower precision (ONNX Runtime runs our exports in fp32) and when
+    streaming (the cached-layer-state engine needs the torch generator; ONNX would re-run every chunk with
+    its context, ~4x the work: docs/performance.md)."""
+    backend = "torch" if backend == "auto" and (precision != "fp32" or streaming) else backend
     check_precision(precision, torch.device(device), "torch" if backend == "auto" else backend)
     return backend
 

@@ -23,7 +23,7 @@ from vocoder_cli.cli.common import (
     resolve_device,
     user_errors,
 )
-from vocoder_cli.inference import EngineOptions, Synthesizer, backend_for_precision, load_vocoder
+from vocoder_cli.inference import EngineOptions, Synthesizer, load_vocoder, resolve_backend
 from vocoder_cli.resynthesis import STDIO, Report, ResynthOptions, Resynthesizer, plan_jobs, read_file_list
 from vocoder_cli.weights.registry import DEFAULT_ALIAS
 
@@ -95,7 +95,7 @@ def resynth(
     device = resolve_device(device)
     with user_errors():
         jobs = plan_jobs(inputs, output, from_mels=from_mels)
-        backend = backend_for_precision(backend, precision, device)  # checked before any export
+        backend = resolve_backend(backend, precision, device, streaming=stream)  # checked before any export
         vocoder = load_vocoder(weights, device, offline=offline or None, notify=notify_pull, backend=backend)
         options = EngineOptions(batch_size=batch_size, chunk_frames=chunk_frames, precision=precision)
         synth = Synthesizer(vocoder, device, options)

@@ -24,7 +24,7 @@ from vocoder_cli.cli.common import (
     resolve_device,
     user_errors,
 )
-from vocoder_cli.inference import EngineOptions, Synthesizer, backend_for_precision, load_vocoder
+from vocoder_cli.inference import EngineOptions, Synthesizer, load_vocoder, resolve_backend
 from vocoder_cli.tts.base import LoadOptions
 from vocoder_cli.tts.mels import bridge
 from vocoder_cli.tts.registry import DEFAULT_ACOUSTIC, available, load_acoustic, plugins
@@ -116,7 +116,7 @@ def tts(
     device = resolve_device(device)
     with user_errors():
         jobs = plan_jobs(items, out, batch=batch, save_mels=save_mels)
-        backend = backend_for_precision(backend, precision, device)
+        backend = resolve_backend(backend, precision, device)
         vocoder = load_vocoder(weights, device, offline=offline or None, notify=notify_pull, backend=backend)
         with download_bar(quiet) as bar:
             task: list[int] = []
