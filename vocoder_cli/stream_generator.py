@@ -71,12 +71,11 @@ class _Conv(_Layer):
         return self._convolve(torch.cat([self.buffer, self._start(self.buffer)], dim=-1))  # the right pad
 
     def _convolve(self, buffer: torch.Tensor) -> torch.Tensor:
-        self.buffer = buffer[..., buffer.shape[-1] - self.span :] if self.span else buffer[..., :0]
-        if buffer.shape[-1] <= self.span:
+        if buffer.shape[-1] <= self.span:  # not one whole window yet
             self.buffer = buffer
             return buffer.new_zeros(buffer.shape[0], self.conv.out_channels, 0)
-        c = self.conv
-        return F.conv1d(buffer, c.weight, c.bias, dilation=c.dilation)
+        self.buffer = buffer[..., buffer.shape[-1] - self.span :]  # the next window's past
+        return F.conv1d(buffer, self.conv.weight, self.conv.bias, dilation=self.conv.dilation)
 
 
 class _ConvTranspose(_Layer):
@@ -178,19 +177,21 @@ class _MeanOfBlocks(_Layer):
 
 
 class _Elementwise(_Layer):
+    """A stateless function of each sample (tanh): nothing is owed at the end."""
+
     lag = 0
 
     def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
         self.fn = fn
-        self.last: torch.Tensor | None = None
+        self.empty: torch.Tensor | None = None  # [B, C, 0], what finish() returns
 
     def push(self, x: torch.Tensor) -> torch.Tensor:
-        self.last = x[..., :0]
+        self.empty = x[..., :0]
         return self.fn(x)
 
     def finish(self) -> torch.Tensor:
-        assert self.last is not None
-        return self.last
+        assert self.empty is not None, "finish() before any push()"
+        return self.empty
 
 
 def _resblock(block: nn.Module) -> _Layer:
