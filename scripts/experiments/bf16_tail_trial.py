@@ -3,9 +3,8 @@
 Resynthesises ljspeech/dev (../shared/data) with the given weights in fp32 and in bf16 with different parts
 kept in float32 (full = the last upsampling stage and conv_post, as `--precision bf16` ships; up = the last
 transposed conv only; res = the last stage's resblocks only; post = conv_post only; none = every layer
-bf16), and prints the change
-in mean PESQ-wb against the recordings, the largest per-file change, and the summed time (fp32 first, so
-its time includes warm-up). Measured 2026-12-04 for hifigan-lj-v2: full +0.002, res -0.013, up -0.053,
+bf16), and prints the change in mean PESQ-wb against the recordings, the largest per-file change, and the
+summed time (fp32 first, so its time includes warm-up). Measured 2026-12-04 for hifigan-lj-v2: full +0.002, res -0.013, up -0.053,
 post -0.075, none -0.077. Not used by vocoder; kept so the claim can be re-run:
 
     python scripts/experiments/bf16_tail_trial.py hifigan-lj-v2
