@@ -13,7 +13,15 @@ from typer.testing import CliRunner
 from tests.helpers import tiny_weights, tone
 from vocoder_cli.cli.app import app
 from vocoder_cli.errors import ConfigError
-from vocoder_cli.inference import EngineOptions, Synthesizer, Vocoder, resolve_backend, receptive_field_frames
+from vocoder_cli.inference import (
+    EngineOptions,
+    Synthesizer,
+    Vocoder,
+    cpu_has_native_bf16,
+    precision_note,
+    receptive_field_frames,
+    resolve_backend,
+)
 from vocoder_cli.mel import MelConfig
 from vocoder_cli.models import Generator, generator_preset
 from vocoder_cli.streaming import StreamingResynthesizer
@@ -126,3 +134,12 @@ def test_tts_takes_the_same_precision_option(tmp_path: Path) -> None:
                                       "--precision", "fp16", "--device", "cpu", "-q"])
     assert result.exit_code == 2 and "fp16 runs on CUDA only" in result.output
     assert not (tmp_path / "a.wav").exists()
+
+
+def test_bf16_on_a_cpu_without_native_bf16_is_announced_as_emulated() -> None:
+    """The CLI prints this note (unless --quiet): emulated bf16 is slower than fp32, so say so up front."""
+    note = precision_note("bf16", "cpu", native_bf16=False)
+    assert note is not None and "emulated" in note and "slower than fp32" in note
+    assert precision_note("bf16", "cpu", native_bf16=True) is None
+    assert precision_note("bf16", "cuda", native_bf16=False) is None and precision_note("fp32", "cpu", False) is None
+    assert cpu_has_native_bf16() == torch.ops.mkldnn._is_mkldnn_bf16_supported()  # what oneDNN itself reports

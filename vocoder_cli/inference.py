@@ -150,6 +150,15 @@ def cpu_has_native_bf16() -> bool:
     return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
+def precision_note(precision: str, device: str | torch.device, native_bf16: bool) -> str | None:
+    """A warning worth printing for this precision here, or None: bf16 on a CPU without native bf16 runs
+    emulated and is slower than fp32 (``native_bf16``: :func:`cpu_has_native_bf16`)."""
+    if precision == "bf16" and torch.device(device).type == "cpu" and not native_bf16:
+        return ("this CPU has no native bf16 (AVX512-BF16 or AMX): --precision bf16 is emulated here and likely "
+                "slower than fp32 (vocoder bench synth --backend torch,torch-bf16 measures it)")
+    return None
+
+
 def check_precision(precision: str, device: torch.device, backend: str = "torch") -> None:
     """Refuse a precision this device/backend cannot run, with the reason (ConfigError)."""
     if precision not in ("fp32", "fp16", "bf16"):

@@ -23,7 +23,14 @@ from vocoder_cli.cli.common import (
     resolve_device,
     user_errors,
 )
-from vocoder_cli.inference import EngineOptions, Synthesizer, load_vocoder, resolve_backend
+from vocoder_cli.inference import (
+    EngineOptions,
+    Synthesizer,
+    cpu_has_native_bf16,
+    load_vocoder,
+    precision_note,
+    resolve_backend,
+)
 from vocoder_cli.resynthesis import STDIO, Report, ResynthOptions, Resynthesizer, plan_jobs, read_file_list
 from vocoder_cli.weights.registry import DEFAULT_ALIAS
 
@@ -96,6 +103,8 @@ def resynth(
     with user_errors():
         jobs = plan_jobs(inputs, output, from_mels=from_mels)
         backend = resolve_backend(backend, precision, device, streaming=stream)  # checked before any export
+        if (note := precision_note(precision, device, cpu_has_native_bf16())) and not quiet:
+            err_console.print(f"[yellow]note[/] {note}", soft_wrap=True)
         vocoder = load_vocoder(weights, device, offline=offline or None, notify=notify_pull, backend=backend)
         options = EngineOptions(batch_size=batch_size, chunk_frames=chunk_frames, precision=precision)
         synth = Synthesizer(vocoder, device, options)

@@ -24,7 +24,14 @@ from vocoder_cli.cli.common import (
     resolve_device,
     user_errors,
 )
-from vocoder_cli.inference import EngineOptions, Synthesizer, load_vocoder, resolve_backend
+from vocoder_cli.inference import (
+    EngineOptions,
+    Synthesizer,
+    cpu_has_native_bf16,
+    load_vocoder,
+    precision_note,
+    resolve_backend,
+)
 from vocoder_cli.tts.base import LoadOptions
 from vocoder_cli.tts.mels import bridge
 from vocoder_cli.tts.registry import DEFAULT_ACOUSTIC, available, load_acoustic, plugins
@@ -117,6 +124,8 @@ def tts(
     with user_errors():
         jobs = plan_jobs(items, out, batch=batch, save_mels=save_mels)
         backend = resolve_backend(backend, precision, device)
+        if (note := precision_note(precision, device, cpu_has_native_bf16())) and not quiet:
+            err_console.print(f"[yellow]note[/] {note}", soft_wrap=True)
         vocoder = load_vocoder(weights, device, offline=offline or None, notify=notify_pull, backend=backend)
         with download_bar(quiet) as bar:
             task: list[int] = []
