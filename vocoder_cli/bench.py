@@ -193,8 +193,9 @@ def weights_model(
         raise WeightsError(f"{path}: bench synth compares against the official architecture in PyTorch, so it "
                            "needs the .safetensors weights (or a name), not an exported .onnx")
     loaded = load_generator(path, "cpu")
-    vocoders = {b: load_vocoder(weights, device, offline=offline, notify=notify, backend="torch" if b == TORCH_BF16 else b)
-                for b in backends}
+    loads = {b: "torch" if b == TORCH_BF16 else b for b in backends}  # torch-bf16 runs the torch model
+    loaded_by = {k: load_vocoder(weights, device, offline=offline, notify=notify, backend=k) for k in set(loads.values())}
+    vocoders = {b: loaded_by[k] for b, k in loads.items()}
     label = next(iter(vocoders.values())).name if vocoders else weights
     return BenchModel(label, loaded.generator.eval(), loaded.mel, vocoders)
 

@@ -208,6 +208,11 @@ class Synthesizer:
         if self.options.precision != "fp32" and not isinstance(vocoder.model, Generator):
             raise ConfigError(f"--precision {self.options.precision} applies to HiFi-GAN weights, not {vocoder.name}")
 
+    @property
+    def fp32_tail(self) -> bool:
+        """Whether the generator's output-rate stage runs float32 under a lower precision (Generator.generate)."""
+        return self.options.precision != "fp32"
+
     def autocast(self) -> AbstractContextManager:
         """The numeric mode of a generator call: autocast for fp16/bf16; for fp32 on CUDA, cuDNN's TF32 off
         (PyTorch's default runs fp32 convolutions in TF32, which moved trained-weights output by up to 15%
@@ -228,10 +233,10 @@ class Synthesizer:
         """One forward pass, no batching or chunking: mel [B, n_mels, frames] -> float32 audio
         [B, frames * hop] on the engine's device (for callers that cut their own windows, e.g. streaming)."""
         with self.autocast():
-            if self.options.precision == "fp32":
-                out = self.vocoder.model(batch.to(self.device))
-            else:  # the stage at the output rate stays float32 (Generator.generate)
+            if self.fp32_tail:
                 out = self.vocoder.model.generate(batch.to(self.device), fp32_tail=True)
+            else:
+                out = self.vocoder.model(batch.to(self.device))
         return out.float()[:, 0]
 
     def _one_shot_batch(self, mels: Sequence[torch.Tensor]) -> list[np.ndarray]:

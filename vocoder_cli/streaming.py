@@ -242,7 +242,7 @@ class StreamingResynthesizer:
         if lookahead >= exact and options.cached and isinstance(synth.vocoder.model, Generator):
             self.generator = CachedStreamingGenerator(
                 synth.vocoder.model, chunk, device=synth.device, autocast=synth.autocast,
-                fp32_tail=synth.options.precision != "fp32",
+                fp32_tail=synth.fp32_tail,
             )
             lag: int | None = self.generator.lag_samples
         else:

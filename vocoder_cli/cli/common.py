@@ -95,6 +95,18 @@ def notify_pull(message: str) -> None:
     err_console.print(message, style="bold", markup=False, soft_wrap=True, highlight=False)
 
 
+def engine_backend(backend: str, precision: str, device: str, quiet: bool, streaming: bool = False) -> str:
+    """``--backend`` as :func:`vocoder_cli.inference.resolve_backend` resolves it for ``--precision`` (a
+    usage error raises before anything loads), with its note printed unless ``quiet``."""
+    from vocoder_cli.inference import cpu_has_native_bf16, precision_note, resolve_backend
+
+    backend = resolve_backend(backend, precision, device, streaming=streaming)
+    note = precision_note(precision, device, cpu_has_native_bf16())
+    if note and not quiet:
+        err_console.print(f"[yellow]note[/] {note}", soft_wrap=True)
+    return backend
+
+
 def resolve_device(device: str) -> str:
     """``auto`` -> cuda when available, else cpu; an explicit ``cuda`` without a GPU is an error."""
     import torch

@@ -16,6 +16,7 @@ from vocoder_cli.cli.common import (
     OFFLINE_HELP,
     PRECISION_HELP,
     WEIGHTS_HELP,
+    engine_backend,
     err_console,
     fail,
     notify_pull,
@@ -23,14 +24,7 @@ from vocoder_cli.cli.common import (
     resolve_device,
     user_errors,
 )
-from vocoder_cli.inference import (
-    EngineOptions,
-    Synthesizer,
-    cpu_has_native_bf16,
-    load_vocoder,
-    precision_note,
-    resolve_backend,
-)
+from vocoder_cli.inference import EngineOptions, Synthesizer, load_vocoder
 from vocoder_cli.resynthesis import STDIO, Report, ResynthOptions, Resynthesizer, plan_jobs, read_file_list
 from vocoder_cli.weights.registry import DEFAULT_ALIAS
 
@@ -102,9 +96,7 @@ def resynth(
     device = resolve_device(device)
     with user_errors():
         jobs = plan_jobs(inputs, output, from_mels=from_mels)
-        backend = resolve_backend(backend, precision, device, streaming=stream)  # checked before any export
-        if (note := precision_note(precision, device, cpu_has_native_bf16())) and not quiet:
-            err_console.print(f"[yellow]note[/] {note}", soft_wrap=True)
+        backend = engine_backend(backend, precision, device, quiet, streaming=stream)  # checked before any export
         vocoder = load_vocoder(weights, device, offline=offline or None, notify=notify_pull, backend=backend)
         options = EngineOptions(batch_size=batch_size, chunk_frames=chunk_frames, precision=precision)
         synth = Synthesizer(vocoder, device, options)

@@ -17,6 +17,7 @@ from vocoder_cli.cli.common import (
     PRECISION_HELP,
     WEIGHTS_HELP,
     download_bar,
+    engine_backend,
     err_console,
     fail,
     notify_pull,
@@ -24,14 +25,7 @@ from vocoder_cli.cli.common import (
     resolve_device,
     user_errors,
 )
-from vocoder_cli.inference import (
-    EngineOptions,
-    Synthesizer,
-    cpu_has_native_bf16,
-    load_vocoder,
-    precision_note,
-    resolve_backend,
-)
+from vocoder_cli.inference import EngineOptions, Synthesizer, load_vocoder
 from vocoder_cli.tts.base import LoadOptions
 from vocoder_cli.tts.mels import bridge
 from vocoder_cli.tts.registry import DEFAULT_ACOUSTIC, available, load_acoustic, plugins
@@ -123,9 +117,7 @@ def tts(
     device = resolve_device(device)
     with user_errors():
         jobs = plan_jobs(items, out, batch=batch, save_mels=save_mels)
-        backend = resolve_backend(backend, precision, device)
-        if (note := precision_note(precision, device, cpu_has_native_bf16())) and not quiet:
-            err_console.print(f"[yellow]note[/] {note}", soft_wrap=True)
+        backend = engine_backend(backend, precision, device, quiet)
         vocoder = load_vocoder(weights, device, offline=offline or None, notify=notify_pull, backend=backend)
         with download_bar(quiet) as bar:
             task: list[int] = []
