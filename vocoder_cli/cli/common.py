@@ -10,7 +10,6 @@ from contextlib import contextmanager
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -22,6 +21,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from vocoder_cli.cli.display import say
 from vocoder_cli.errors import VocoderError
 
 # Exit codes: 0 all good, 1 some inputs failed (batch went on), 2 usage/config error.
@@ -33,7 +33,7 @@ err_console = Console(stderr=True, highlight=False)
 
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     """Print one red line to stderr and return the Exit to raise."""
-    err_console.print(f"[bold red]error:[/] {escape(message)}", markup=True, soft_wrap=True)
+    say(err_console, ("error:", "bold red"), " ", message)
     return typer.Exit(code)
 
 
