@@ -27,6 +27,7 @@ from torch import nn
 from vocoder_cli.audio import find_audio_files, load_audio
 from vocoder_cli.backends import choose_backend, onnx_exporter_available, onnx_runtime_available
 from vocoder_cli.backends.onnx import ACCURACY_BAR
+from vocoder_cli.backends.tune import pick
 from vocoder_cli.bench_reference import reference_for
 from vocoder_cli.errors import ConfigError, WeightsError
 from vocoder_cli.inference import EngineOptions, Synthesizer, Vocoder, cpu_has_native_bf16, receptive_field_frames
@@ -267,11 +268,11 @@ def compare_backends(
 def auto_pick(rows: list[SynthRow], model: str, device: str) -> str:
     """The backend ``--backend auto`` would run for this model given these measurements: where ONNX Runtime
     is a candidate (CPU, installed, within the accuracy bar), the faster of torch and onnx here, as the
-    loader's own one-time timing decides (:mod:`vocoder_cli.backends.tune`); else torch."""
+    loader's own timing decides (:func:`vocoder_cli.backends.tune.pick`: ONNX only when clearly faster); else torch."""
     mine = {r.backend: r for r in rows if r.model == model and r.backend in ("torch", "onnx")}
     checked = None if "onnx" not in mine else mine["onnx"].max_rel_error <= ACCURACY_BAR
     if choose_backend("auto", device, exportable=onnx_exporter_available(), onnx_checked=checked) == "torch":
         return "torch"
     if len(mine) < 2:
         return "onnx"
-    return min(mine.values(), key=lambda r: r.wall_seconds).backend
+    return pick({name: r.wall_seconds for name, r in mine.items()})

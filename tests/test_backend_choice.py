@@ -1,0 +1,46 @@
+"""`--backend auto`'s decision rule: a margin for a near tie, the CPU load measured while timing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from vocoder_cli.backends.tune import BUSY_SHARE, MAX_LOADED_TRIES, ONNX_MARGIN, BackendChoice, LoadMeter, pick
+
+
+def test_onnx_is_chosen_only_when_clearly_faster() -> None:
+    assert ONNX_MARGIN == 1.10
+    assert pick({"torch": 1.00, "onnx": 0.95}) == "torch"  # 5 % is noise: the engine with every feature wins
+    assert pick({"torch": 1.00, "onnx": 1.0 / 1.099}) == "torch"
+    assert pick({"torch": 1.00, "onnx": 1.0 / 1.101}) == "onnx"
+    assert pick({"torch": 5.89, "onnx": 1.88}) == "onnx"
+    assert pick({"torch": 0.50, "onnx": 0.90}) == "torch"
+
+
+def test_a_choice_made_under_load_is_not_settled_until_enough_tries() -> None:
+    assert BUSY_SHARE == 0.25 and MAX_LOADED_TRIES == 3
+    quiet = BackendChoice("onnx", {"torch": 1.0, "onnx": 0.5}, 2.0, others_busy=0.05)
+    unknown = BackendChoice("onnx", {"torch": 1.0, "onnx": 0.5}, 2.0, others_busy=None)
+    busy = BackendChoice("onnx", {"torch": 1.0, "onnx": 0.5}, 2.0, others_busy=0.6)
+    assert quiet.settled and unknown.settled and not quiet.under_load and not unknown.under_load
+    assert busy.under_load and not busy.settled
+    assert BackendChoice("onnx", {}, 2.0, others_busy=0.6, tries=3).settled
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the load meter reads /proc/stat (Linux only)")
+def test_load_meter_sees_another_process_burning_a_core() -> None:
+    """A child process spinning on one core for a second: at least a third of a 2-core machine's CPU time
+    (half in theory; other work on the machine only adds to it)."""
+    meter = LoadMeter()
+    child = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 1.5\nwhile time.time() < end: pass"])
+    time.sleep(0.2)  # let it start spinning
+    meter.start()
+    time.sleep(1.0)  # this process sleeps: its own CPU time is not counted either way
+    share = meter.stop()
+    child.wait()
+    assert share is not None
+    assert share >= 0.8 / (os.cpu_count() or 1) - 0.05
