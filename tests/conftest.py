@@ -50,18 +50,25 @@ def require_module(name: str, extra: str):  # type: ignore[no-untyped-def]
     return pytest.importorskip(name, reason=f"needs the [{extra}] extra ({name})")
 
 
+TEST_DATA_DIR = Path(os.environ.get("VOCODER_TEST_DATA_DIR", REPO / ".test-cache" / "data"))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def isolated_cache_dir(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    """Derived files (ONNX exports of test weights, pitch tracks) go to a temp folder, never the user's
-    cache; CLI subprocesses inherit it. The weights cache (VOCODER_DATA_DIR) is left alone so real
-    weights pulled once are reused."""
-    old = os.environ.get("VOCODER_CACHE_DIR")
+    """The suite never touches the user's own folders. Derived files (ONNX exports of test weights, pitch
+    tracks) go to a temp folder; weights the tests pull (CREPE, the default HiFi-GAN) go to a test weights
+    cache that persists between runs, ``.test-cache/data`` in the checkout (``VOCODER_TEST_DATA_DIR`` to put
+    it elsewhere, e.g. your real ``~/.local/share/vocoder`` to reuse what is there). CLI subprocesses
+    inherit both."""
+    saved = {name: os.environ.get(name) for name in ("VOCODER_CACHE_DIR", "VOCODER_DATA_DIR")}
     os.environ["VOCODER_CACHE_DIR"] = str(tmp_path_factory.mktemp("vocoder-cache"))
+    os.environ["VOCODER_DATA_DIR"] = str(TEST_DATA_DIR)
     yield
-    if old is None:
-        os.environ.pop("VOCODER_CACHE_DIR", None)
-    else:
-        os.environ["VOCODER_CACHE_DIR"] = old
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture(scope="session")

@@ -237,3 +237,11 @@ def test_import_refuses_foreign_and_broken_files(tmp_path: Path, data: Path) -> 
     with pytest.raises(WeightsError, match="registered for a wvmos file"):
         import_weights(tiny_weights(tmp_path / "t.safetensors"), "wvmos")
     assert not (data / "weights").exists() or list((data / "weights").iterdir()) == []
+
+
+def test_the_suite_never_uses_the_users_weights_folder() -> None:
+    """Weights pulled by tests (CREPE, 91 MB; the default HiFi-GAN, 104 MB) land in the test cache, not in
+    the user's data folder (conftest sets VOCODER_DATA_DIR for the whole session, subprocesses included)."""
+    from tests.conftest import TEST_DATA_DIR
+
+    assert data_dir() == TEST_DATA_DIR != Path(platformdirs.user_data_dir("vocoder"))
