@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build the git-ignored .carry/ folder that travels to a lent GPU machine (device tool, 64 MiB limit):
+# Build the git-ignored .carry/ folder to copy to a GPU machine without internet (kept small, ~37 MiB):
 # the training speech (reader_m/train + allison_en/train FLAC, ~37 MiB; never test folders or LJSpeech)
 # and the wheels the GPU image lacks (soundfile, soxr, platformdirs for Python 3.12).
 set -euo pipefail

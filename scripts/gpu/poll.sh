@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Keep the lent machine busy-waiting (it is given back after 30 s idle) while training runs, print
+# Watch a training run started by train_builtin.sh (a job scheduler that ends idle sessions sees activity): print
 # progress and GPU utilisation every 30 s, and copy the newest exported generator to $OUT.
 for _ in $(seq "${POLLS:-18}"); do
   tail -1 runs/builtin.log

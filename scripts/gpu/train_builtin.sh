@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# On a lent GPU machine (repo root, .carry/ carried; see docs/builtin-weights.md): install the carried
+# On a GPU machine without internet (repo root, .carry/ copied; see docs/builtin-weights.md): install the carried
 # wheels, then start scripts/train_gpu.sh on the two training speakers in its own process session, so it
 # outlives this command. Poll with scripts/gpu/poll.sh. Rerunning resumes runs/builtin exactly.
 set -euo pipefail

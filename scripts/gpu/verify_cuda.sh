@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Verify every CUDA path of vocoder on a lent GPU machine and measure a few numbers (docs/performance.md,
+# Verify every CUDA path of vocoder on a GPU machine without internet and measure a few numbers (docs/performance.md,
 # "On an NVIDIA H200"). One run, every stage under its own `timeout` and a global deadline, so one hang
 # cannot eat the rest; everything is teed to $OUT/log.txt (it comes back even when the run is cut).
 #
 #   scripts/gpu/verify_cuda.sh carry     # here, once: build the git-ignored .carry/ (~14 MiB): wheels the GPU
 #                                        # image lacks, 48 reader_m/train clips, 4 ljspeech/dev clips, LJ_V2
-#   scripts/gpu/verify_cuda.sh           # there (device tool: carry [".carry"], timeout_s 480)
+#   scripts/gpu/verify_cuda.sh           # there (the repository with .carry/ copied; ~8 minutes)
 #   VERIFY_DEVICE=cpu PY=.venv/bin/python STEPS=2 BATCH=2 LOGI=1 WARM=1 SECONDS_BENCH=1 REPEATS=1 \
 #     COMPILE_CONFIGS= MORE_TESTS=0 scripts/gpu/verify_cuda.sh   # dry run of the same commands on a CPU
 #
