@@ -153,7 +153,7 @@ def test_skip_existing_does_only_what_is_missing(tmp_path: Path, weights: Path) 
     before = {p.name: p.stat().st_mtime_ns for p in out.glob("*.wav")}
     result = run(str(src), str(out), "--weights", str(weights), "--skip-existing")
     assert result.exit_code == 0
-    assert "1 files written, 2 skipped" in result.stderr
+    assert "1 file written, 2 skipped" in result.stderr
     after = {p.name: p.stat().st_mtime_ns for p in out.glob("*.wav")}
     assert after["0.wav"] == before["0.wav"] and after["2.wav"] == before["2.wav"] and "1.wav" in after
 
