@@ -108,13 +108,16 @@ def keep_extension(rel: PurePath, out_ext: str) -> PurePath:
     return rel.with_name(rel.name + out_ext)
 
 
-def collision_reason(target: str | PurePath, other_target: str | PurePath, other_source: str) -> str:
-    """Why an input is refused: its output would be the same file as ``other_source``'s."""
+def collision_reason(
+    target: str | PurePath, other_target: str | PurePath, other_source: str, fix: str = "rename one of them"
+) -> str:
+    """Why an input is refused: its output would be the same file as ``other_source``'s (``fix``: what the
+    user can do about it)."""
     if str(target) == str(other_target):
         return f"its output {target} is also the output of {other_source}: give them separate output folders"
     return (
         f"its output {target} and {other_target} (the output of {other_source}) are one file on macOS and "
-        "Windows (names that differ only in letter case or accents); rename one of them"
+        f"Windows (names that differ only in letter case or accents); {fix}"
     )
 
 
@@ -157,11 +160,14 @@ class OutputPolicy:
             missing = _and([t for t in files if t not in present])
             absent = "does not" if len(files) - len(present) == 1 else "do not"
             return Decision(
-                REFUSE, f"{there} {_exists(present)} but {missing} {absent} (not replaced: --overwrite writes all)"
-            )
+                REFUSE, f"{there} {_exists(present)} but {missing} {absent}: not replaced (add --overwrite to "
+                "write them all again)",
+            )  # fmt: skip
+        it = "it" if len(present) == 1 else "them"
         return Decision(
-            REFUSE, f"{there} already {_exists(present)} (not replaced: --overwrite replaces, --skip-existing keeps)"
-        )
+            REFUSE, f"{there} already {_exists(present)}: not replaced (add --overwrite to replace {it}, or "
+            f"--skip-existing to keep {it})",
+        )  # fmt: skip
 
     def check_single(self, targets: Sequence[str | Path]) -> Decision:
         """A single named output (``-o out.wav``): refusing it is a usage error, raised before any work."""
@@ -240,7 +246,8 @@ def _shown(path: str | Path) -> str:
 def check_separate(inputs: Iterable[str | Path], output: str | Path, *, output_is_folder: bool = True) -> None:
     """Refuse input and output trees that overlap: the same folder (or file), the output inside an input
     folder (a later run reads the outputs as inputs), or an input inside the output folder (its output can
-    land on it). ``inputs`` are files or folders (``-`` is skipped); the message names both paths."""
+    land on it). ``inputs`` are files or folders (``-`` and missing paths are skipped); the message names
+    both paths."""
     if str(output) == STDIO:
         return
     out = Path(output)
@@ -248,6 +255,8 @@ def check_separate(inputs: Iterable[str | Path], output: str | Path, *, output_i
         if str(item) == STDIO:
             continue
         source = Path(item)
+        if not os.path.exists(source):
+            continue  # a missing input is that input's own failure ("file not found"), not an overlap
         is_folder = source.is_dir()
         if is_folder and output_is_folder and _within(source, out) and _within(out, source):
             raise OutputError(

@@ -39,9 +39,10 @@ def _summary(result: PrepareResult) -> None:
     )  # fmt: skip
     if result.renamed:
         source, copy = result.renamed[0]
+        copies = counted(len(result.renamed), "converted copy", "converted copies")
         say(
-            err_console, ("renamed", "cyan"), f" {counted(len(result.renamed), 'converted copy')} kept the source "
-            "extension because another clip has the same name, e.g. ", source, " -> ", copy,
+            err_console, ("renamed", "cyan"), f" {copies} kept the source extension because another clip has the "
+            "same name, e.g. ", source, " -> ", copy,
         )  # fmt: skip
     if result.rejected:
         counts = ", ".join(f"{kind} {n}" for kind, n in sorted(result.reasons.items()))

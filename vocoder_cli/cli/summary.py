@@ -10,9 +10,9 @@ from rich.console import Console
 from vocoder_cli.cli.display import say
 
 
-def counted(n: int, noun: str) -> str:
-    """``1 file``, ``2 files``, ``0 files``."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 file``, ``2 files``, ``0 files`` (``plural`` for nouns that do not just take an s)."""
+    return f"{n} {noun}" if n == 1 else f"{n} {plural or noun + 's'}"
 
 
 def row(console: Console, kind: str, style: str, *parts: object) -> None:

@@ -128,7 +128,9 @@ def plan_jobs(
         if claim is not None and claim.name is None:
             assert claim.clash is not None
             first = named[claim.clash]
-            reason = collision_reason(folder / f"{item.id}.wav", folder / f"{first.id}.wav", f"id {first.id!r}")
+            reason = collision_reason(
+                folder / f"{item.id}.wav", folder / f"{first.id}.wav", f"id {first.id!r}", "give one of them another id"
+            )
             item = TextItem(item.id, None, item.source, reason)
         jobs.append(
             TtsJob(item, str(folder / f"{item.id}.wav"), str(folder / f"{item.id}.npy") if save_mels else None)
