@@ -31,7 +31,6 @@ from vocoder_cli.outputs import (
     REFUSE,
     SKIP,
     WRITE,
-    Decision,
     OutputError,
     OutputPolicy,
     check_separate,
@@ -92,21 +91,27 @@ class Report:
 
 
 class ItemProgress:
-    """Progress in items for a bar: ``part(key, fraction)`` as a long item advances (its chunks), ``done``
-    when it is finished (written, skipped, refused or failed). Each item adds exactly 1 in all."""
+    """Items done, for a progress bar: ``part(key, fraction)`` as a long item advances (its chunks), ``done``
+    when an item is finished (written, skipped, refused or failed). ``on_progress`` gets the absolute count
+    (finished items plus the shares of those in progress), so the bar ends exactly at the number of items."""
 
     def __init__(self, on_progress: Callable[[float], None] | None = None) -> None:
         self.on_progress = on_progress
-        self.shown: dict[int, float] = {}
+        self.finished = 0
+        self.partial: dict[int, float] = {}
 
     def part(self, key: int, fraction: float) -> None:
-        if self.on_progress is not None:
-            self.on_progress(fraction - self.shown.get(key, 0.0))
-        self.shown[key] = fraction
+        self.partial[key] = fraction
+        self._tell()
 
     def done(self, key: int) -> None:
+        self.partial.pop(key, None)
+        self.finished += 1
+        self._tell()
+
+    def _tell(self) -> None:
         if self.on_progress is not None:
-            self.on_progress(1.0 - self.shown.pop(key, 0.0))
+            self.on_progress(self.finished + sum(self.partial.values()))
 
 
 def _safe_relative(path: Path) -> Path:
@@ -248,8 +253,8 @@ class Resynthesizer:
         """Process every job; returns the report and, for a stdout job, the encoded WAV.
 
         Outputs are written batch by batch as the vocoder finishes them. ``on_done(job)`` follows each job
-        whatever its outcome; ``on_progress(amount)`` moves a bar in items (fractions while a long input is
-        vocoded in chunks, the rest when it is written)."""
+        whatever its outcome; ``on_progress(completed)`` gives the items done so far for a bar (with
+        fractions while a long input is vocoded in chunks)."""
         report = Report()
         stdout_payload = None
         start = time.perf_counter()
@@ -268,7 +273,7 @@ class Resynthesizer:
                 continue
             if job.renamed:
                 report.renamed.append(job)
-            if self._settled(job, self.options.policy.decide([job.target]), report):
+            if self._settled(job, report):
                 finished(job)
             else:
                 todo.append(job)
@@ -284,20 +289,23 @@ class Resynthesizer:
                 else:
                     ready.append((job, mel))
                     report.warnings.extend(InputWarning(job.label, w) for w in warnings)
-            chunked = lambda i, fraction: progress.part(id(ready[i][0]), fraction)  # noqa: E731
-            for indices, wavs in self.synth.each_batch([mel for _, mel in ready], on_chunk=chunked):
+
+            def chunk_done(i: int, fraction: float, ready: list[tuple[Job, torch.Tensor]] = ready) -> None:
+                progress.part(id(ready[i][0]), fraction)
+
+            for indices, wavs in self.synth.each_batch([mel for _, mel in ready], on_chunk=chunk_done):
                 for i, wav in zip(indices, wavs):
                     job = ready[i][0]
-                    if not self._settled(job, self.options.policy.decide([job.target]), report):
+                    if not self._settled(job, report):
                         stdout_payload = self._write_one(job, wav, report) or stdout_payload
                     finished(job)
         report.wall_seconds = time.perf_counter() - start
         return report, stdout_payload
 
-    @staticmethod
-    def _settled(job: Job, decision: Decision, report: Report) -> bool:
-        """Record a job that must not be written (its output exists: kept or refused); True when so. Asked
-        again just before writing, so a file that appeared during the run is not replaced either."""
+    def _settled(self, job: Job, report: Report) -> bool:
+        """Record a job that must not be written (its output exists: kept or refused by the policy); True
+        when so. Asked again just before writing, so a file that appeared during the run is not replaced."""
+        decision = self.options.policy.decide([job.target])
         if decision.action == WRITE:
             return False
         if decision.action == SKIP:

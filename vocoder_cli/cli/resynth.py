@@ -125,7 +125,7 @@ def resynth(
     )
     with progress_bar(quiet or output == STDIO) as progress:
         task = progress.add_task("resynth", total=len(jobs))
-        report, payload = runner.run(jobs, on_progress=lambda amount: progress.advance(task, amount))
+        report, payload = runner.run(jobs, on_progress=lambda done: progress.update(task, completed=done))
     if payload is not None:
         sys.stdout.buffer.write(payload)
         sys.stdout.buffer.flush()

@@ -160,7 +160,7 @@ def tts(
     )  # fmt: skip
     with progress_bar(quiet or out == STDIO) as bar:
         progress_task = bar.add_task("tts", total=len(jobs))
-        report, payload = runner.run(jobs, on_progress=lambda amount: bar.advance(progress_task, amount))
+        report, payload = runner.run(jobs, on_progress=lambda done: bar.update(progress_task, completed=done))
     if payload is not None:
         sys.stdout.buffer.write(payload)
         sys.stdout.buffer.flush()

@@ -269,8 +269,8 @@ class TtsRunner:
     ) -> tuple[TtsReport, bytes | None]:
         """Process every job; returns the report and, for a stdout job, the encoded WAV.
 
-        ``on_done(job)`` follows each job whatever its outcome; ``on_progress(amount)`` moves a bar in
-        items as each is written (fractions while a long one is vocoded in chunks)."""
+        ``on_done(job)`` follows each job whatever its outcome; ``on_progress(completed)`` gives the items
+        done so far for a bar, moving as each is written (with fractions while a long one is vocoded in chunks)."""
         report = TtsReport()
         payload = None
         start = time.perf_counter()
@@ -337,8 +337,11 @@ class TtsRunner:
         t1 = time.perf_counter()
         report.stage_seconds["acoustic"] += t1 - t0
         payload = None
-        chunked = lambda i, fraction: progress.part(id(mels[i][0]), fraction)  # noqa: E731
-        batches = self.synth.each_batch([mel for _, mel in mels], on_chunk=chunked)
+
+        def chunk_done(i: int, fraction: float) -> None:
+            progress.part(id(mels[i][0]), fraction)
+
+        batches = self.synth.each_batch([mel for _, mel in mels], on_chunk=chunk_done)
         while True:
             t2 = time.perf_counter()
             batch = next(batches, None)
