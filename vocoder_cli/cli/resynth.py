@@ -52,7 +52,9 @@ def resynth(
         False, "--skip-existing", help="Keep outputs that already exist and do only what is missing (resume)."
     ),
     overwrite: bool = typer.Option(
-        False, "--overwrite", help="Replace output files that already exist (default: refuse them, exit code 1)."
+        False,
+        "--overwrite",
+        help="Replace output files that already exist (by default they are refused and left as they are).",
     ),
     float_output: bool = typer.Option(False, "--float", help="Write 32-bit float WAV instead of 16-bit PCM."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),

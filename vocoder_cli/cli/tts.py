@@ -94,7 +94,9 @@ def tts(
         False, "--skip-existing", help="Keep outputs that already exist and do only what is missing (resume)."
     ),
     overwrite: bool = typer.Option(
-        False, "--overwrite", help="Replace output files that already exist (default: refuse them)."
+        False,
+        "--overwrite",
+        help="Replace output files that already exist (by default they are refused and left as they are).",
     ),
     out_sr: Optional[int] = typer.Option(None, "--out-sr", help="Resample the output to this rate (Hz)."),
     float_output: bool = typer.Option(False, "--float", help="Write 32-bit float WAV instead of 16-bit PCM."),
