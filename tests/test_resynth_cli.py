@@ -241,7 +241,7 @@ def test_default_weights_offline_say_what_to_run(tmp_path: Path, monkeypatch: py
     assert "offline mode is on" in result.stderr and "vocoder weights pull hifigan-universal-v1" in result.stderr
 
 
-def test_inputs_sharing_an_output_name_all_survive_or_are_refused_with_the_reason(tmp_path: Path, weights: Path) -> None:
+def test_inputs_sharing_an_output_name_survive_or_are_refused_with_reason(tmp_path: Path, weights: Path) -> None:
     src = tmp_path / "in"
     write(src / "x.flac", tone(0.5, SR), SR)  # x.flac, x.ogg and X.wav all wanted out/x.wav
     write(src / "x.ogg", tone(1.0, 16000), 16000)
