@@ -153,7 +153,7 @@ def test_skip_existing_does_only_what_is_missing(tmp_path: Path, weights: Path) 
     before = {p.name: p.stat().st_mtime_ns for p in out.glob("*.wav")}
     result = run(str(src), str(out), "--weights", str(weights), "--skip-existing")
     assert result.exit_code == 0
-    assert "1 files written, 2 skipped" in result.stderr
+    assert "1 file written, 2 skipped" in result.stderr
     after = {p.name: p.stat().st_mtime_ns for p in out.glob("*.wav")}
     assert after["0.wav"] == before["0.wav"] and after["2.wav"] == before["2.wav"] and "1.wav" in after
 
@@ -239,3 +239,116 @@ def test_default_weights_offline_say_what_to_run(tmp_path: Path, monkeypatch: py
     result = run(str(src), str(tmp_path / "out"), "--offline")
     assert result.exit_code == 2
     assert "offline mode is on" in result.stderr and "vocoder weights pull hifigan-universal-v1" in result.stderr
+
+
+def test_inputs_sharing_an_output_name_survive_or_are_refused_with_reason(tmp_path: Path, weights: Path) -> None:
+    src = tmp_path / "in"
+    write(src / "x.flac", tone(0.5, SR), SR)  # x.flac, x.ogg and X.wav all wanted out/x.wav
+    write(src / "x.ogg", tone(1.0, 16000), 16000)
+    write(src / "X.wav", tone(1.5, SR), SR)
+    write(src / "Take.wav", tone(0.6, SR), SR)  # Take.wav / take.wav: one file on macOS and Windows
+    write(src / "take.wav", tone(0.7, SR), SR)
+    out = tmp_path / "out"
+    result = run(str(src), str(out), "--weights", str(weights))
+    assert result.exit_code == 1, result.output
+    frames = {p.name: sf.info(p).frames for p in out.iterdir()}
+    assert frames == {  # each output holds its own input (lengths tell them apart)
+        "x.flac.wav": SR // 2 // 256 * 256,
+        "x.ogg.wav": SR // 256 * 256,
+        "X.wav.wav": int(1.5 * SR) // 256 * 256,
+        "Take.wav": int(0.6 * SR) // 256 * 256,
+    }
+    err = " ".join(result.stderr.split())
+    assert f"renamed {src / 'x.ogg'} -> {out / 'x.ogg.wav'} (another input has the same name)" in err
+    assert f"failed {src / 'take.wav'}: its output {out / 'take.wav'} and {out / 'Take.wav'}" in err
+    assert "4 files written, 1 failed" in err
+    # two folders mirrored into one: the second a.wav is refused, naming the first
+    write(tmp_path / "d1" / "a.wav", tone(0.5, SR), SR)
+    write(tmp_path / "d2" / "a.wav", tone(0.8, SR), SR)
+    result = run(str(tmp_path / "d1"), str(tmp_path / "d2"), str(tmp_path / "o2"), "--weights", str(weights))
+    assert result.exit_code == 1
+    assert sf.info(tmp_path / "o2" / "a.wav").frames == SR // 2 // 256 * 256
+    assert f"is also the output of {tmp_path / 'd1' / 'a.wav'}" in " ".join(result.stderr.split())
+
+
+def test_existing_outputs_are_refused_kept_or_replaced_as_asked(tmp_path: Path, weights: Path) -> None:
+    src = tmp_path / "in"
+    for name in ("a", "b", "c"):
+        write(src / f"{name}.wav", tone(0.5, SR), SR)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.wav").write_bytes(b"the user's own recording")
+    result = run(str(src), str(out), "--weights", str(weights))
+    assert result.exit_code == 1, result.output
+    assert (out / "a.wav").read_bytes() == b"the user's own recording"
+    assert sf.info(out / "b.wav").frames == sf.info(out / "c.wav").frames == SR // 2 // 256 * 256
+    err = " ".join(result.stderr.split())
+    assert f"refused {src / 'a.wav'}: {out / 'a.wav'} already exists: not replaced (add --overwrite" in err
+    assert "--skip-existing to keep it" in err and "2 files written, 1 refused" in err
+    again = run(str(src), str(out), "--weights", str(weights))  # a plain re-run replaces nothing at all
+    assert again.exit_code == 1 and "0 files written, 3 refused" in again.stderr
+    assert "nothing vocoded" in again.stderr and "nan" not in again.stderr
+    kept = run(str(src), str(out), "--weights", str(weights), "--skip-existing")
+    assert kept.exit_code == 0 and "0 files written, 3 skipped" in kept.stderr
+    assert (out / "a.wav").read_bytes() == b"the user's own recording"
+    replaced = run(str(src), str(out), "--weights", str(weights), "--overwrite")
+    assert replaced.exit_code == 0 and "3 files written" in replaced.stderr
+    assert sf.info(out / "a.wav").frames == SR // 2 // 256 * 256
+    both = run(str(src), str(out), "--weights", str(weights), "--overwrite", "--skip-existing")
+    assert both.exit_code == 2 and "--overwrite and --skip-existing contradict" in both.stderr
+
+
+def test_a_single_named_output_that_exists_is_a_usage_error_before_any_work(tmp_path: Path, weights: Path) -> None:
+    src = write(tmp_path / "a.wav", tone(0.5, SR), SR)
+    target = tmp_path / "b.wav"
+    target.write_bytes(b"keep me")
+    missing = str(tmp_path / "no-such-weights.safetensors")  # never reached: refused before loading weights
+    result = run(str(src), str(target), "--weights", missing)
+    assert result.exit_code == 2
+    assert f"{target} already exists: add --overwrite to replace it" in " ".join(result.stderr.split())
+    assert "no-such-weights" not in result.stderr and target.read_bytes() == b"keep me"
+    result = run(str(src), str(target), "--weights", str(weights), "--skip-existing")
+    assert result.exit_code == 0 and target.read_bytes() == b"keep me" and "1 skipped" in result.stderr
+    result = run(str(src), str(target), "--weights", str(weights), "--overwrite")
+    assert result.exit_code == 0 and sf.info(target).frames == SR // 2 // 256 * 256
+
+
+def test_overlapping_input_and_output_trees_are_refused(tmp_path: Path, weights: Path) -> None:
+    src = tmp_path / "in"
+    write(src / "a.wav", tone(0.5, SR), SR)
+    write(src / "sub" / "b.wav", tone(0.5, SR), SR)
+    (tmp_path / "link").symlink_to(src, target_is_directory=True)
+    cases = [
+        ([str(src), str(src)], "same folder"),
+        ([str(src), str(src / "out")], "is inside input folder"),
+        ([str(src / "sub"), str(src)], "is inside output folder"),
+        ([str(src), str(tmp_path / "link" / "out")], "is inside input folder"),  # through a link
+        ([str(src / "a.wav"), str(src)], "is inside output folder"),  # its output would be the input itself
+        ([str(src / "a.wav"), str(tmp_path / "link" / "a.wav")], "same file"),
+        ([str(src / "sub"), str(src / "sub" / "x.wav")], "is inside input folder"),
+    ]
+    for args, words in cases:
+        result = run(*args, "--weights", str(weights))
+        err = " ".join(result.stderr.split())
+        assert result.exit_code == 2 and words in err, (args, err)
+        assert args[0] in err and args[1] in err
+    assert sorted(p.relative_to(src).as_posix() for p in src.rglob("*")) == ["a.wav", "sub", "sub/b.wav"]
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{tmp_path / 'elsewhere.wav'}\n{src / 'out' / 'old.wav'}\n")  # --files-from is checked too
+    result = run(str(src / "out"), "--files-from", str(listing), "--weights", str(weights))
+    assert result.exit_code == 1 and result.stderr.count("file not found") == 2  # missing inputs fail themselves
+    write(src / "out" / "old.wav", tone(0.5, SR), SR)
+    result = run(str(src / "out"), "--files-from", str(listing), "--weights", str(weights))
+    assert result.exit_code == 2 and "is inside output folder" in result.stderr
+
+
+def test_summary_says_nothing_vocoded_and_agrees_in_number(tmp_path: Path, weights: Path) -> None:
+    (tmp_path / "bad.wav").write_bytes(b"")
+    result = run(str(tmp_path / "bad.wav"), str(tmp_path / "out"), "--weights", str(weights))
+    assert result.exit_code == 1
+    summary = result.stderr.strip().splitlines()[-1]
+    assert summary.startswith("0 files written, 1 failed | nothing vocoded |") and "nan" not in summary
+    write(tmp_path / "one.wav", tone(0.5, SR), SR)
+    result = run(str(tmp_path / "one.wav"), str(tmp_path / "out"), "--weights", str(weights))
+    summary = result.stderr.strip().splitlines()[-1]
+    assert result.exit_code == 0 and summary.startswith("1 file written |") and "RTF" in summary

@@ -50,7 +50,7 @@ def test_one_sentence_to_a_file(tmp_path: Path, weights: str) -> None:
     assert sr == SR and len(wav) % 256 == 0 and 1.0 < len(wav) / SR < 4.0
     assert np.abs(wav).max() > 0.01
     summary = result.stderr.strip().splitlines()[-1]
-    assert summary.startswith("1 items written") and "RTF" in summary
+    assert summary.startswith("1 item written") and "RTF" in summary
     assert all(f"{stage} " in summary for stage in ("acoustic", "vocoder", "write"))
     assert not list(tmp_path.glob("*.part"))
 
@@ -134,7 +134,8 @@ def test_saved_mels_round_trip_through_resynth(tmp_path: Path, weights: str) -> 
         second, _ = sf.read(tmp_path / "re" / f"{name}.wav", dtype="int16")
         assert np.array_equal(first, second)
     result = run("--texts", str(texts), str(out), "-w", weights, "--save-mels", "--skip-existing")
-    assert result.exit_code == 0 and "2 skipped (exist)" in result.stderr
+    assert result.exit_code == 0 and "0 items written, 2 skipped" in result.stderr
+    assert "nothing vocoded" in result.stderr
 
 
 def test_usage_errors_exit_2(tmp_path: Path, weights: str) -> None:
@@ -282,3 +283,100 @@ def test_list_shows_builtins() -> None:
     result = run("--list")
     flat = _flat(result.stdout)
     assert result.exit_code == 0 and "espeak" in flat and "tacotron2-lj" in flat and "robotic" in flat
+
+
+def test_files_already_in_out_are_never_replaced_unless_asked(tmp_path: Path, weights: str) -> None:
+    tdir = tmp_path / "D" / "transcriptions"
+    tdir.mkdir(parents=True)
+    (tdir / "a.txt").write_text("The first sentence.")
+    (tdir / "b.txt").write_text("The second sentence.")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.wav").write_bytes(b"the real recording of a")  # what `vocoder score` pairs against
+    result = run("--dir", str(tmp_path / "D"), str(out), "-w", weights)
+    assert result.exit_code == 1, result.output
+    assert (out / "a.wav").read_bytes() == b"the real recording of a"
+    assert sf.info(out / "b.wav").duration > 0.5
+    err = " ".join(result.stderr.split())
+    assert f"refused a ({tdir / 'a.txt'}): {out / 'a.wav'} already exists: not replaced (add --overwrite" in err
+    assert "1 item written, 1 refused" in err
+    result = run("--dir", str(tmp_path / "D"), str(out), "-w", weights, "--save-mels", "--skip-existing")
+    assert result.exit_code == 1  # a.wav and b.wav are there but not their mels: resuming would replace them
+    assert f"{out / 'b.wav'} exists but {out / 'b.npy'} does not" in " ".join(result.stderr.split())
+    result = run("--dir", str(tmp_path / "D"), str(out), "-w", weights, "--save-mels", "--overwrite")
+    assert result.exit_code == 0 and "2 items written" in result.stderr
+    assert sf.info(out / "a.wav").duration > 0.5 and np.load(out / "a.npy").shape[0] == 80
+    result = run("--dir", str(tmp_path / "D"), str(out), "-w", weights, "--save-mels", "--skip-existing")
+    assert result.exit_code == 0 and "0 items written, 2 skipped" in result.stderr
+
+
+def test_a_single_output_that_exists_is_a_usage_error_before_any_work(tmp_path: Path, weights: str) -> None:
+    target = tmp_path / "hello.wav"
+    target.write_bytes(b"keep me")
+    result = run("Hello.", "-o", str(target), "-w", str(tmp_path / "no-such-weights.safetensors"))
+    assert result.exit_code == 2 and target.read_bytes() == b"keep me"
+    assert f"{target} already exists: add --overwrite" in " ".join(result.stderr.split())
+    mel = tmp_path / "new.npy"
+    mel.write_bytes(b"an unrelated array")
+    result = run("Hello.", "-o", str(tmp_path / "new.wav"), "-w", weights, "--save-mels")
+    assert result.exit_code == 2 and f"{mel} already exists" in " ".join(result.stderr.split())
+    assert not (tmp_path / "new.wav").exists()
+    result = run("Hello.", "-o", str(target), "-w", weights, "--overwrite")
+    assert result.exit_code == 0 and sf.info(target).duration > 0.3
+
+
+def test_ids_that_are_one_file_on_macos_or_windows_fail_the_later_item(tmp_path: Path, weights: str) -> None:
+    texts = tmp_path / "t.txt"
+    texts.write_text("LJ001-0001|One.\nlj001-0001|Two.\nLJ001-0002|Three.\n")
+    result = run("--texts", str(texts), str(tmp_path / "out"), "-w", weights)
+    assert result.exit_code == 1
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["LJ001-0001.wav", "LJ001-0002.wav"]
+    err = " ".join(result.stderr.split())
+    assert f"failed lj001-0001 ({texts}:2): its output {tmp_path / 'out' / 'lj001-0001.wav'} and" in err
+    assert "give one of them another id" in err and "2 items written, 1 failed" in err
+
+
+def test_text_folder_and_output_folder_must_not_overlap(tmp_path: Path, weights: str) -> None:
+    (tmp_path / "D").mkdir()
+    (tmp_path / "D" / "a.txt").write_text("Hello.")
+    for out, words in ((tmp_path / "D", "same folder"), (tmp_path / "D" / "wavs", "is inside input folder")):
+        result = run("--dir", str(tmp_path / "D"), str(out), "-w", weights)
+        assert result.exit_code == 2 and words in result.stderr, result.stderr
+    assert sorted(p.name for p in (tmp_path / "D").iterdir()) == ["a.txt"]
+
+
+def test_summary_when_nothing_was_vocoded(tmp_path: Path, weights: str) -> None:
+    texts = tmp_path / "t.txt"
+    texts.write_text("a|\nno separator here\n")
+    result = run("--texts", str(texts), str(tmp_path / "out"), "-w", weights)
+    assert result.exit_code == 1
+    summary = result.stderr.strip().splitlines()[-1]
+    assert summary.startswith("0 items written, 2 failed | nothing vocoded |") and "nan" not in summary
+
+
+def test_each_item_is_written_and_counted_as_its_vocoder_batch_finishes(tmp_path: Path, weights: str) -> None:
+    from vocoder_cli.inference import EngineOptions, Synthesizer, load_vocoder
+    from vocoder_cli.tts.base import LoadOptions
+    from vocoder_cli.tts.mels import bridge
+    from vocoder_cli.tts.registry import load_acoustic
+    from vocoder_cli.tts.synthesis import TtsOptions, TtsRunner, plan_jobs
+    from vocoder_cli.tts.texts import TextItem
+
+    vocoder = load_vocoder(weights)
+    model = load_acoustic("espeak", LoadOptions(target_mel=vocoder.mel))
+    synth = Synthesizer(vocoder, options=EngineOptions(batch_size=1))
+    calls: list[int] = []
+    vocoder.model.register_forward_hook(lambda *_: calls.append(1))
+    runner = TtsRunner(model, synth, bridge(model.mel_config, vocoder.mel, model.name), TtsOptions(group_size=8))
+    items = [TextItem(name, text, "<test>") for name, text in (("a", "One."), ("b", "Two words."), ("c", "Three."))]
+    out = tmp_path / "out"
+    seen, completed = [], []
+    report, _ = runner.run(
+        plan_jobs(items, str(out), batch=True),
+        on_done=lambda job: seen.append((len(calls), Path(job.target).exists())),
+        on_progress=completed.append,
+    )
+    assert len(report.written) == 3 and completed == [1, 2, 3]
+    # the three items were one group for the acoustic model, but each was written (and the bar moved) right
+    # after its own vocoder call, not after all three
+    assert seen == [(1, True), (2, True), (3, True)]

@@ -249,8 +249,9 @@ class Synthesizer:
         wavs = self.run_batch(batch)
         return [wavs[i, : m.shape[-1] * hop].cpu().numpy() for i, m in enumerate(mels)]
 
-    def synthesize_long(self, mel: torch.Tensor) -> np.ndarray:
-        """Chunked synthesis of one mel [n_mels, frames]; equals one-shot within float rounding."""
+    def synthesize_long(self, mel: torch.Tensor, on_chunk: Callable[[float], None] | None = None) -> np.ndarray:
+        """Chunked synthesis of one mel [n_mels, frames]; equals one-shot within float rounding.
+        ``on_chunk(fraction)`` is told the share of the frames done after each chunk (progress bars)."""
         hop, ctx, size = self.vocoder.hop_length, self.vocoder.context_frames, self.options.chunk_frames
         frames = mel.shape[-1]
         out = np.empty(frames * hop, dtype=np.float32)
@@ -259,6 +260,8 @@ class Synthesizer:
             lo, hi = max(0, start - ctx), min(frames, stop + ctx)
             wav = self.run_batch(mel[None, :, lo:hi].to(self.device))[0]
             out[start * hop : stop * hop] = wav[(start - lo) * hop : (stop - lo) * hop].cpu().numpy()
+            if on_chunk is not None:
+                on_chunk(stop / frames)
         return out
 
     def batches(self, lengths: Sequence[int]) -> Iterator[list[int]]:
@@ -276,14 +279,24 @@ class Synthesizer:
         if group:
             yield group
 
+    def each_batch(
+        self, mels: Sequence[torch.Tensor], on_chunk: Callable[[int, float], None] | None = None
+    ) -> Iterator[tuple[list[int], list[np.ndarray]]]:
+        """Synthesise ``mels`` batch by batch, yielding ``(indices, waveforms)`` as each batch is done, so a
+        caller can write (and count) each output as soon as it exists. Mels longer than ``chunk_frames`` come
+        alone, chunked; ``on_chunk(index, fraction)`` follows their chunks."""
+        short = [i for i, m in enumerate(mels) if m.shape[-1] <= self.options.chunk_frames]
+        for group in self.batches([mels[i].shape[-1] for i in short]):
+            idx = [short[g] for g in group]
+            yield idx, self._one_shot_batch([mels[i] for i in idx])
+        for i in (i for i, m in enumerate(mels) if m.shape[-1] > self.options.chunk_frames):
+            report = None if on_chunk is None else (lambda fraction, i=i: on_chunk(i, fraction))
+            yield [i], [self.synthesize_long(mels[i], report)]
+
     def synthesize(self, mels: Sequence[torch.Tensor]) -> list[np.ndarray]:
         """Waveforms for many mels, in input order; each exactly ``frames * hop`` samples long."""
         results: list[np.ndarray | None] = [None] * len(mels)
-        short = [i for i, m in enumerate(mels) if m.shape[-1] <= self.options.chunk_frames]
-        for i in (i for i, m in enumerate(mels) if m.shape[-1] > self.options.chunk_frames):
-            results[i] = self.synthesize_long(mels[i])
-        for group in self.batches([mels[i].shape[-1] for i in short]):
-            idx = [short[g] for g in group]
-            for i, wav in zip(idx, self._one_shot_batch([mels[i] for i in idx])):
+        for idx, wavs in self.each_batch(mels):
+            for i, wav in zip(idx, wavs):
                 results[i] = wav
         return [r for r in results if r is not None]  # every slot is filled above

@@ -1,7 +1,8 @@
 """Resynthesis jobs: plan (input -> output paths), load, vocode in batches, write atomically.
 
 A bad input never stops the batch: it becomes a :class:`Failure` naming the file and the reason,
-and everything else is still written. Used by `vocoder resynth`.
+and everything else is still written. Output names, existing files and overlapping trees follow the
+one rule of :mod:`vocoder_cli.outputs`. Used by `vocoder resynth` (and `vocoder report --weights`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,17 @@ from vocoder_cli.audio import (
 from vocoder_cli.errors import AudioError, MelMismatchError, VocoderError
 from vocoder_cli.inference import Synthesizer
 from vocoder_cli.mel import check_mel_fits
+from vocoder_cli.outputs import (
+    REFUSE,
+    SKIP,
+    WRITE,
+    OutputError,
+    OutputPolicy,
+    check_separate,
+    claim_names,
+    collision_reason,
+    keep_extension,
+)
 
 MEL_EXTENSIONS = frozenset({".npy", ".pt"})
 STDIO = "-"
@@ -33,10 +45,14 @@ STDIO = "-"
 
 @dataclass(frozen=True)
 class Job:
-    """One input and where its output goes (``"-"`` for stdin/stdout)."""
+    """One input and where its output goes (``"-"`` for stdin/stdout). ``problem``: refused before any
+    work (its output name is another input's); ``renamed``: it keeps its source extension because another
+    input has the same name."""
 
     source: str
     target: str
+    problem: str | None = None
+    renamed: bool = False
 
     @property
     def label(self) -> str:
@@ -60,16 +76,42 @@ class InputWarning:
 @dataclass
 class Report:
     written: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # outputs there already, kept (--skip-existing)
+    refused: list[Failure] = field(default_factory=list)  # outputs there already, not replaced
     failures: list[Failure] = field(default_factory=list)
     warnings: list[InputWarning] = field(default_factory=list)
+    renamed: list[Job] = field(default_factory=list)
     audio_seconds: float = 0.0
     wall_seconds: float = 0.0
 
     @property
-    def real_time_factor(self) -> float:
-        """Wall time over audio time: below 1 is faster than real time."""
-        return self.wall_seconds / self.audio_seconds if self.audio_seconds else float("nan")
+    def real_time_factor(self) -> float | None:
+        """Wall time over audio time (below 1 is faster than real time); None when nothing was vocoded."""
+        return self.wall_seconds / self.audio_seconds if self.audio_seconds else None
+
+
+class ItemProgress:
+    """Items done, for a progress bar: ``part(key, fraction)`` as a long item advances (its chunks), ``done``
+    when an item is finished (written, skipped, refused or failed). ``on_progress`` gets the absolute count
+    (finished items plus the shares of those in progress), so the bar ends exactly at the number of items."""
+
+    def __init__(self, on_progress: Callable[[float], None] | None = None) -> None:
+        self.on_progress = on_progress
+        self.finished = 0
+        self.partial: dict[int, float] = {}
+
+    def part(self, key: int, fraction: float) -> None:
+        self.partial[key] = fraction
+        self._tell()
+
+    def done(self, key: int) -> None:
+        self.partial.pop(key, None)
+        self.finished += 1
+        self._tell()
+
+    def _tell(self) -> None:
+        if self.on_progress is not None:
+            self.on_progress(self.finished + sum(self.partial.values()))
 
 
 def _safe_relative(path: Path) -> Path:
@@ -85,13 +127,23 @@ def plan_jobs(
     *,
     from_mels: bool = False,
     out_ext: str = ".wav",
+    policy: OutputPolicy | None = None,
 ) -> list[Job]:
     """Map each input (file, folder, or ``-``) to an output path mirroring relative names.
 
     ``output`` is a folder (created), a single file (only with one input file), or ``-`` (stdout,
-    only with one input). Folder inputs are searched recursively.
+    only with one input). Folder inputs are searched recursively. Raises :class:`OutputError` before any
+    work when inputs and output overlap, or when a single output file exists and ``policy`` refuses it;
+    inputs whose output names collide keep their source extension, or are refused (``Job.problem``).
     """
     exts = MEL_EXTENSIONS if from_mels else AUDIO_EXTENSIONS
+    policy = policy or OutputPolicy()
+    single_file_out = output == STDIO or (
+        not Path(output).is_dir() and Path(output).suffix.lower() in AUDIO_EXTENSIONS
+    )
+    if not single_file_out and Path(output).exists() and not Path(output).is_dir():
+        raise OutputError(f"{output}: exists and is not a folder (give a folder, or an audio file name for one input)")
+    check_separate(inputs, output, output_is_folder=not single_file_out)
     pairs: list[tuple[str, Path]] = []
     for item in inputs:
         if item == STDIO:
@@ -105,22 +157,23 @@ def plan_jobs(
             pairs.extend((str(f), f.relative_to(path)) for f in found)
         else:
             pairs.append((str(path), _safe_relative(path if len(inputs) > 1 else Path(path.name))))
-    single_file_out = output == STDIO or (
-        not Path(output).is_dir() and Path(output).suffix.lower() in AUDIO_EXTENSIONS
-    )
     if single_file_out:
         if len(pairs) != 1:
             raise VocoderError(f"{len(pairs)} inputs cannot go to the single output {output!r}: give a folder")
+        policy.check_single([output])
         return [Job(pairs[0][0], output)]
     out_dir = Path(output)
-    seen: dict[Path, str] = {}
+    natural = [rel.with_suffix(out_ext) for _, rel in pairs]
+    claims = claim_names(natural, [keep_extension(rel, out_ext) for _, rel in pairs])
     jobs = []
-    for source, rel in pairs:
-        target = out_dir / rel.with_suffix(out_ext)
-        if target in seen:
-            raise VocoderError(f"{source} and {seen[target]} would both be written to {target}")
-        seen[target] = source
-        jobs.append(Job(source, str(target)))
+    for (source, _), wanted, claim in zip(pairs, natural, claims):
+        if claim.name is None:
+            assert claim.clash is not None
+            other = claims[claim.clash].name
+            reason = collision_reason(out_dir / wanted, out_dir / str(other), pairs[claim.clash][0])
+            jobs.append(Job(source, str(out_dir / wanted), problem=reason))
+        else:
+            jobs.append(Job(source, str(out_dir / claim.name), renamed=claim.renamed))
     return jobs
 
 
@@ -150,7 +203,7 @@ def load_mel_file(path: str) -> torch.Tensor:
 class ResynthOptions:
     from_mels: bool = False
     out_sr: int | None = None
-    skip_existing: bool = False
+    policy: OutputPolicy = field(default_factory=OutputPolicy)  # outputs that exist: refuse, overwrite, skip
     subtype: str = "PCM_16"
     group_size: int = 32  # files loaded at once (bounds memory; batches form inside a group)
 
@@ -195,17 +248,33 @@ class Resynthesizer:
         self,
         jobs: Sequence[Job],
         on_done: Callable[[Job], None] | None = None,
+        on_progress: Callable[[float], None] | None = None,
     ) -> tuple[Report, bytes | None]:
-        """Process every job; returns the report and, for a stdout job, the encoded WAV."""
+        """Process every job; returns the report and, for a stdout job, the encoded WAV.
+
+        Outputs are written batch by batch as the vocoder finishes them. ``on_done(job)`` follows each job
+        whatever its outcome; ``on_progress(completed)`` gives the items done so far for a bar (with
+        fractions while a long input is vocoded in chunks)."""
         report = Report()
         stdout_payload = None
         start = time.perf_counter()
+        progress = ItemProgress(on_progress)
+
+        def finished(job: Job) -> None:
+            progress.done(id(job))
+            if on_done:
+                on_done(job)
+
         todo = []
         for job in jobs:
-            if self.options.skip_existing and job.target != STDIO and Path(job.target).exists():
-                report.skipped.append(job.source)
-                if on_done:
-                    on_done(job)
+            if job.problem is not None:
+                report.failures.append(Failure(job.label, job.problem))
+                finished(job)
+                continue
+            if job.renamed:
+                report.renamed.append(job)
+            if self._settled(job, report):
+                finished(job)
             else:
                 todo.append(job)
         for first in range(0, len(todo), self.options.group_size):
@@ -216,24 +285,42 @@ class Resynthesizer:
                     mel, warnings = self._mel_for(job)
                 except VocoderError as exc:
                     report.failures.append(Failure(job.label, getattr(exc, "reason", str(exc))))
-                    if on_done:
-                        on_done(job)
+                    finished(job)
                 else:
                     ready.append((job, mel))
                     report.warnings.extend(InputWarning(job.label, w) for w in warnings)
-            if not ready:
-                continue
-            wavs = self.synth.synthesize([mel for _, mel in ready])
-            for (job, _), wav in zip(ready, wavs):
-                try:
-                    payload = self._write(job, wav)
-                except (OSError, RuntimeError) as exc:
-                    report.failures.append(Failure(job.label, f"cannot write {job.target}: {exc}"))
-                else:
-                    stdout_payload = payload if payload is not None else stdout_payload
-                    report.written.append(job.target)
-                    report.audio_seconds += wav.size / self.sr
-                if on_done:
-                    on_done(job)
+
+            def chunk_done(i: int, fraction: float, ready: list[tuple[Job, torch.Tensor]] = ready) -> None:
+                progress.part(id(ready[i][0]), fraction)
+
+            for indices, wavs in self.synth.each_batch([mel for _, mel in ready], on_chunk=chunk_done):
+                for i, wav in zip(indices, wavs):
+                    job = ready[i][0]
+                    if not self._settled(job, report):
+                        stdout_payload = self._write_one(job, wav, report) or stdout_payload
+                    finished(job)
         report.wall_seconds = time.perf_counter() - start
         return report, stdout_payload
+
+    def _settled(self, job: Job, report: Report) -> bool:
+        """Record a job that must not be written (its output exists: kept or refused by the policy); True
+        when so. Asked again just before writing, so a file that appeared during the run is not replaced."""
+        decision = self.options.policy.decide([job.target])
+        if decision.action == WRITE:
+            return False
+        if decision.action == SKIP:
+            report.skipped.append(job.source)
+        else:
+            assert decision.action == REFUSE
+            report.refused.append(Failure(job.label, decision.reason or job.target))
+        return True
+
+    def _write_one(self, job: Job, wav: np.ndarray, report: Report) -> bytes | None:
+        try:
+            payload = self._write(job, wav)
+        except (OSError, RuntimeError) as exc:
+            report.failures.append(Failure(job.label, f"cannot write {job.target}: {exc}"))
+            return None
+        report.written.append(job.target)
+        report.audio_seconds += wav.size / self.sr
+        return payload

@@ -7,6 +7,8 @@ from pathlib import Path
 import typer
 
 from vocoder_cli.cli.common import EXIT_PARTIAL_FAILURE, download_bar, err_console, progress_bar, user_errors
+from vocoder_cli.cli.display import say
+from vocoder_cli.cli.summary import counted
 from vocoder_cli.data.folder import PrepareResult, prepare_folder
 from vocoder_cli.data.ljspeech import LJSPEECH_SHA256, LJSPEECH_URL, prepare_ljspeech
 from vocoder_cli.data.manifest import REPORT_FILE, TRAIN_MANIFEST, VAL_MANIFEST
@@ -17,30 +19,38 @@ app = typer.Typer(help="Prepare a dataset folder (audio + train/val manifests)."
 VAL_FRACTION = typer.Option(0.05, "--val-fraction", min=0.0, max=0.99, help="Share of clips for validation.")
 SEED = typer.Option(1234, "--seed", help="Seed of the deterministic train/val shuffle.")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars.")
-
-
-def _shown(path: str) -> str:
-    """A file name as one console line: tabs, newlines and undecodable bytes escaped."""
-    if path.isprintable() and path.encode("utf-8", "surrogateescape").decode("utf-8", "replace") == path:
-        return path
-    return ascii(path)[1:-1]
+OVERWRITE = typer.Option(
+    False,
+    "--overwrite",
+    help="Write into a non-empty folder that prepare did not make (files of the same names are replaced).",
+)
 
 
 def _summary(result: PrepareResult) -> None:
-    """Counts on the console; the full list of rejected files is in the report file."""
+    """Counts on the console (paths as literal, visible text); the full list of rejected files is in the
+    report file."""
     out = result.out
-    err_console.print(
-        f"[green]kept[/] {len(result.train) + len(result.val)} clips ({result.hours:.2f} h): "
-        f"{len(result.train)} train -> {out / TRAIN_MANIFEST}, {len(result.val)} val -> {out / VAL_MANIFEST}"
-        + (f"; {result.converted} converted (resampled/downmixed) into {out / 'wavs'}" if result.converted else "")
-    )
+    kept = len(result.train) + len(result.val)
+    converted = f"; {result.converted} converted (resampled/downmixed/re-encoded) into " if result.converted else ""
+    say(
+        err_console, ("kept", "green"), f" {counted(kept, 'clip')} ({result.hours:.2f} h): ",
+        f"{len(result.train)} train -> ", out / TRAIN_MANIFEST, f", {len(result.val)} val -> ", out / VAL_MANIFEST,
+        converted, out / "wavs" if result.converted else "",
+    )  # fmt: skip
+    if result.renamed:
+        source, copy = result.renamed[0]
+        copies = counted(len(result.renamed), "converted copy", "converted copies")
+        say(
+            err_console, ("renamed", "cyan"), f" {copies} kept the source extension because another clip has the "
+            "same name, e.g. ", source, " -> ", copy,
+        )  # fmt: skip
     if result.rejected:
         counts = ", ".join(f"{kind} {n}" for kind, n in sorted(result.reasons.items()))
-        err_console.print(f"[yellow]rejected[/] {len(result.rejected)}: {counts} (see {out / REPORT_FILE})")
+        say(err_console, ("rejected", "yellow"), f" {len(result.rejected)}: ", counts, " (see ", out / REPORT_FILE, ")")
         for bad in result.rejected[:5]:
-            err_console.print(f"  {_shown(bad.path)}: {bad.reason}", markup=False, highlight=False)
+            say(err_console, "  ", bad.path, ": ", bad.reason)
         if len(result.rejected) > 5:
-            err_console.print(f"  ... and {len(result.rejected) - 5} more in {out / REPORT_FILE}")
+            say(err_console, f"  ... and {len(result.rejected) - 5} more in ", out / REPORT_FILE)
 
 
 def _finish(result: PrepareResult) -> None:
@@ -60,10 +70,11 @@ def ljspeech(
     val_fraction: float = VAL_FRACTION,
     seed: int = SEED,
     quiet: bool = QUIET,
+    overwrite: bool = OVERWRITE,
 ) -> None:
     """Download (resumable, sha256-verified) or reuse LJSpeech 1.1; extract safely; write manifests."""
     if not sha256:
-        err_console.print("[yellow]warning:[/] no checksum: the downloaded archive will not be verified")
+        say(err_console, ("warning:", "yellow"), " no checksum: the downloaded archive will not be verified")
     with user_errors(), download_bar(quiet) as dl_bar, progress_bar(quiet) as bar:
         dl_task = None
         files_task = bar.add_task("validate", total=None)
@@ -83,6 +94,7 @@ def ljspeech(
             seed=seed,
             download_progress=on_bytes,
             progress=lambda done, total: bar.update(files_task, completed=done, total=total),
+            overwrite=overwrite,
         )
     _finish(result)
 
@@ -104,6 +116,7 @@ def folder(
     val_fraction: float = VAL_FRACTION,
     seed: int = SEED,
     quiet: bool = QUIET,
+    overwrite: bool = OVERWRITE,
 ) -> None:
     """Validate every clip once (unreadable, too short, silent, NaN, channels, clipped), resample, write manifests."""
     rules = ValidationRules(
@@ -123,5 +136,6 @@ def folder(
             val_fraction=val_fraction,
             seed=seed,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
+            overwrite=overwrite,
         )
     _finish(result)

@@ -8,7 +8,6 @@ from typing import Optional
 
 import torch
 import typer
-from rich.markup import escape
 
 from vocoder_cli.cli.common import (
     BACKEND_HELP,
@@ -24,7 +23,10 @@ from vocoder_cli.cli.common import (
     resolve_device,
     user_errors,
 )
+from vocoder_cli.cli.display import say
+from vocoder_cli.cli.summary import outcome_parts, row, timing
 from vocoder_cli.inference import EngineOptions, Synthesizer, load_vocoder
+from vocoder_cli.outputs import OutputPolicy
 from vocoder_cli.resynthesis import STDIO, Report, ResynthOptions, Resynthesizer, plan_jobs, read_file_list
 from vocoder_cli.weights.registry import DEFAULT_ALIAS
 
@@ -46,7 +48,14 @@ def resynth(
     backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for torch."),
     chunk_frames: int = typer.Option(2048, "--chunk-frames", min=64, help="Longer inputs are vocoded in chunks."),
-    skip_existing: bool = typer.Option(False, "--skip-existing", help="Skip inputs whose output already exists."),
+    skip_existing: bool = typer.Option(
+        False, "--skip-existing", help="Keep outputs that already exist and do only what is missing (resume)."
+    ),
+    overwrite: bool = typer.Option(
+        False,
+        "--overwrite",
+        help="Replace output files that already exist (by default they are refused and left as they are).",
+    ),
     float_output: bool = typer.Option(False, "--float", help="Write 32-bit float WAV instead of 16-bit PCM."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
     stream: bool = typer.Option(
@@ -73,7 +82,7 @@ def resynth(
     """Vocode audio through the mel frontend and a vocoder, e.g. `vocoder resynth in/ out/`.
 
     Output mirrors input relative paths as WAV. Bad inputs are listed and the batch goes on;
-    the exit code is 1 when any input failed.
+    the exit code is 1 when any input failed. Existing outputs are never replaced unless --overwrite.
     """
     if files_from is None and len(paths) < 2:
         raise fail("give at least one input and an output: vocoder resynth IN... OUT")
@@ -95,7 +104,8 @@ def resynth(
         torch.set_num_threads(threads)
     device = resolve_device(device)
     with user_errors():
-        jobs = plan_jobs(inputs, output, from_mels=from_mels)
+        policy = OutputPolicy.from_flags(overwrite, skip_existing)
+        jobs = plan_jobs(inputs, output, from_mels=from_mels, policy=policy)
         backend = engine_backend(backend, precision, device, quiet, streaming=stream)  # checked before any export
         vocoder = load_vocoder(weights, device, offline=offline or None, notify=notify_pull, backend=backend)
         options = EngineOptions(batch_size=batch_size, chunk_frames=chunk_frames, precision=precision)
@@ -110,17 +120,19 @@ def resynth(
         return
     runner = Resynthesizer(
         synth,
-        ResynthOptions(from_mels, out_sr, skip_existing, "FLOAT" if float_output else "PCM_16"),
+        ResynthOptions(
+            from_mels=from_mels, out_sr=out_sr, policy=policy, subtype="FLOAT" if float_output else "PCM_16"
+        ),
         stdin=stdin_bytes,
     )
     with progress_bar(quiet or output == STDIO) as progress:
         task = progress.add_task("resynth", total=len(jobs))
-        report, payload = runner.run(jobs, on_done=lambda _job: progress.advance(task))
+        report, payload = runner.run(jobs, on_progress=lambda done: progress.update(task, completed=done))
     if payload is not None:
         sys.stdout.buffer.write(payload)
         sys.stdout.buffer.flush()
     _render(report, vocoder.name, f"{device} ({vocoder.backend})", quiet)
-    if report.failures:
+    if report.failures or report.refused:
         raise typer.Exit(EXIT_PARTIAL_FAILURE)
 
 
@@ -134,18 +146,27 @@ def _check_stream_usage(
 
 
 def _render(report: Report, weights: str, device: str, quiet: bool) -> None:
+    """Per-item rows (names as literal, visible text), then the summary line unless ``quiet``."""
+    for job in report.renamed:
+        row(err_console, "renamed", "cyan", job.source, " -> ", job.target, " (another input has the same name)")
     for warning in report.warnings:
-        err_console.print(f"[yellow]warning[/] {escape(warning.source)}: {escape(warning.reason)}", soft_wrap=True)
+        row(err_console, "warning", "yellow", warning.source, ": ", warning.reason)
+    for refused in report.refused:
+        row(err_console, "refused", "red", refused.source, ": ", refused.reason)
     for failure in report.failures:
-        err_console.print(f"[red]failed[/] {failure.source}: {failure.reason}", soft_wrap=True)
+        row(err_console, "failed", "red", failure.source, ": ", failure.reason)
     if quiet:
         return
-    skipped = f", {len(report.skipped)} skipped (exist)" if report.skipped else ""
-    warned = len({w.source for w in report.warnings})
-    warnings = f", [yellow]{warned} with warnings[/]" if warned else ""
-    failed = f", [red]{len(report.failures)} failed[/]" if report.failures else ""
-    err_console.print(
-        f"{len(report.written)} files written{skipped}{warnings}{failed} | {report.audio_seconds:.1f} s audio in "
-        f"{report.wall_seconds:.1f} s | RTF {report.real_time_factor:.3f} | {Path(weights).name} on {device}",
-        soft_wrap=True,
+    counts = outcome_parts(
+        "file",
+        written=len(report.written),
+        skipped=len(report.skipped),
+        refused=len(report.refused),
+        failed=len(report.failures),
+        warned=len({w.source for w in report.warnings}),
     )
+    rtf = report.real_time_factor
+    say(
+        err_console, *counts, " | ", timing(report.audio_seconds, report.wall_seconds, rtf), " | ",
+        Path(weights).name, " on ", device,
+    )  # fmt: skip

@@ -25,7 +25,10 @@ from vocoder_cli.cli.common import (
     resolve_device,
     user_errors,
 )
+from vocoder_cli.cli.display import say
+from vocoder_cli.cli.summary import outcome_parts, row, timing
 from vocoder_cli.inference import EngineOptions, Synthesizer, load_vocoder
+from vocoder_cli.outputs import OutputPolicy
 from vocoder_cli.tts.base import LoadOptions
 from vocoder_cli.tts.mels import bridge
 from vocoder_cli.tts.registry import DEFAULT_ACOUSTIC, available, load_acoustic, plugins
@@ -87,7 +90,14 @@ def tts(
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for torch."),
     backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
     precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
-    skip_existing: bool = typer.Option(False, "--skip-existing", help="Skip items whose output already exists."),
+    skip_existing: bool = typer.Option(
+        False, "--skip-existing", help="Keep outputs that already exist and do only what is missing (resume)."
+    ),
+    overwrite: bool = typer.Option(
+        False,
+        "--overwrite",
+        help="Replace output files that already exist (by default they are refused and left as they are).",
+    ),
     out_sr: Optional[int] = typer.Option(None, "--out-sr", help="Resample the output to this rate (Hz)."),
     float_output: bool = typer.Option(False, "--float", help="Write 32-bit float WAV instead of 16-bit PCM."),
     list_models: bool = typer.Option(False, "--list", help="List the acoustic models and exit."),
@@ -116,7 +126,10 @@ def tts(
         torch.set_num_threads(threads)
     device = resolve_device(device)
     with user_errors():
-        jobs = plan_jobs(items, out, batch=batch, save_mels=save_mels)
+        policy = OutputPolicy.from_flags(overwrite, skip_existing)
+        jobs = plan_jobs(
+            items, out, batch=batch, save_mels=save_mels, policy=policy, input_dirs=[directory] if directory else []
+        )
         backend = engine_backend(backend, precision, device, quiet)
         vocoder = load_vocoder(weights, device, offline=offline or None, notify=notify_pull, backend=backend)
         with download_bar(quiet) as bar:
@@ -143,18 +156,18 @@ def tts(
         synth,
         mel_bridge,
         TtsOptions(
-            too_long=too_long, strict=strict, skip_existing=skip_existing, batch_size=batch_size,
+            too_long=too_long, strict=strict, policy=policy, batch_size=batch_size,
             group_size=max(batch_size, 8), out_sr=out_sr, subtype="FLOAT" if float_output else "PCM_16",
         ),
     )  # fmt: skip
     with progress_bar(quiet or out == STDIO) as bar:
         progress_task = bar.add_task("tts", total=len(jobs))
-        report, payload = runner.run(jobs, on_done=lambda _job: bar.advance(progress_task))
+        report, payload = runner.run(jobs, on_progress=lambda done: bar.update(progress_task, completed=done))
     if payload is not None:
         sys.stdout.buffer.write(payload)
         sys.stdout.buffer.flush()
     _render(report, model.name, vocoder.name, device, quiet)
-    if report.failures:
+    if report.failures or report.refused:
         raise typer.Exit(EXIT_PARTIAL_FAILURE)
 
 
@@ -224,18 +237,22 @@ def _list_models() -> None:
 
 
 def _render(report: TtsReport, acoustic: str, weights: str, device: str, quiet: bool) -> None:
+    """Per-item rows (ids, sources and reasons as literal, visible text), then the summary unless ``quiet``."""
+    for problem in report.refused:
+        row(err_console, "refused", "red", problem.id, " (", problem.source, "): ", problem.reason)
     for problem in report.failures:
-        err_console.print(f"[red]failed[/] {problem.id} ({problem.source}): {problem.reason}", soft_wrap=True)
+        row(err_console, "failed", "red", problem.id, " (", problem.source, "): ", problem.reason)
     if quiet:
         return
     for problem in report.warnings:
-        err_console.print(f"[yellow]warning[/] {problem.id} ({problem.source}): {problem.reason}", soft_wrap=True)
-    skipped = f", {len(report.skipped)} skipped (exist)" if report.skipped else ""
-    failed = f", [red]{len(report.failures)} failed[/]" if report.failures else ""
-    stages = ", ".join(f"{s} {report.real_time_factor(s):.3f}" for s in STAGES)
-    err_console.print(
-        f"{len(report.written)} items written{skipped}{failed} | {report.audio_seconds:.1f} s audio in "
-        f"{report.wall_seconds:.1f} s | RTF {report.real_time_factor():.3f} ({stages}) | "
-        f"{acoustic} -> {Path(weights).name} on {device}",
-        soft_wrap=True,
+        row(err_console, "warning", "yellow", problem.id, " (", problem.source, "): ", problem.reason)
+    counts = outcome_parts(
+        "item",
+        written=len(report.written),
+        skipped=len(report.skipped),
+        refused=len(report.refused),
+        failed=len(report.failures),
     )
+    stages = [(s, report.real_time_factor(s)) for s in STAGES]
+    done = timing(report.audio_seconds, report.wall_seconds, report.real_time_factor(), stages)
+    say(err_console, *counts, " | ", done, " | ", acoustic, " -> ", Path(weights).name, " on ", device)

@@ -1,4 +1,9 @@
-"""`prepare folder`: validate every clip of a folder once, cache resampled copies, write manifests."""
+"""`prepare folder`: validate every clip of a folder once, cache resampled copies, write manifests.
+
+The dataset folder follows :mod:`vocoder_cli.outputs`: it never overlaps the source, a non-empty folder
+that `prepare` did not write is refused unless ``--overwrite``, and two clips whose converted copies would
+share a name (``x.flac`` and ``x.ogg``) each get their own (``wavs/x.flac.wav``, ``wavs/x.ogg.wav``).
+"""
 
 from __future__ import annotations
 
@@ -7,25 +12,37 @@ import io
 import json
 import os
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import soundfile as sf
 
 from vocoder_cli.audio import AUDIO_EXTENSIONS, atomic_write_bytes
 from vocoder_cli.data.manifest import (
     DATASET_INFO,
+    PREPARED_BY,
     REPORT_FILE,
     TRAIN_MANIFEST,
     VAL_MANIFEST,
     ManifestEntry,
+    is_dataset_folder,
+    mark_dataset_folder,
     split_train_val,
     write_manifest,
 )
 from vocoder_cli.data.validate import ClipRejected, ValidationRules, load_checked
 from vocoder_cli.errors import ConfigError
+from vocoder_cli.outputs import (
+    OutputPolicy,
+    check_output_folder,
+    check_separate,
+    claim_names,
+    collision_reason,
+    keep_extension,
+)
 
 # Formats read sample-exactly at any offset (what the training segment reader needs); others are converted.
 SEEKABLE = frozenset({".wav", ".flac"})
@@ -52,6 +69,7 @@ class PrepareResult:
     val: list[ManifestEntry]
     rejected: list[Rejected] = field(default_factory=list)
     converted: int = 0
+    renamed: list[tuple[str, str]] = field(default_factory=list)  # (source, converted copy) named with its extension
 
     @property
     def reasons(self) -> Counter:
@@ -120,26 +138,63 @@ def _text_for(audio: Path, root: Path, texts: dict[str, str]) -> str | None:
     return None
 
 
-def _cache_path(out: Path, audio: Path, root: Path) -> Path:
-    return out / CACHE_DIR / audio.relative_to(root).with_suffix(".wav")
+@dataclass(frozen=True)
+class CacheName:
+    """Where a clip's converted copy goes (``path``), or why it cannot have one (``problem``: its name is
+    another clip's); ``renamed`` when the source extension was kept to tell two clips apart."""
+
+    path: Path | None
+    problem: str | None = None
+    renamed: bool = False
+
+
+def cache_names(files: Sequence[Path], root: Path, out: Path) -> list[CacheName]:
+    """``OUT/wavs/<relative path>.wav`` for each file, distinct on every common file system (the rule of
+    :func:`vocoder_cli.outputs.claim_names`), decided up front so threads never race for one name."""
+    rels = [f.relative_to(root) for f in files]
+    claims = claim_names([r.with_suffix(".wav") for r in rels], [keep_extension(r, ".wav") for r in rels])
+    names = []
+    for rel, claim in zip(rels, claims):
+        if claim.name is None:
+            assert claim.clash is not None
+            other = out / CACHE_DIR / str(claims[claim.clash].name)
+            reason = collision_reason(out / CACHE_DIR / rel.with_suffix(".wav"), other, str(files[claim.clash]))
+            names.append(CacheName(None, f"name clash: {reason}"))
+        else:
+            names.append(CacheName(out / CACHE_DIR / claim.name, renamed=claim.renamed))
+    return names
+
+
+def _encode(wav: np.ndarray, sr: int) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, wav, sr, subtype="PCM_16", format="WAV")
+    return buf.getvalue()
+
+
+def _same_bytes(path: Path, payload: bytes) -> bool:
+    """Whether ``path`` already holds exactly ``payload`` (a converted copy from an earlier run: reused)."""
+    try:
+        return path.stat().st_size == len(payload) and path.read_bytes() == payload
+    except OSError:
+        return False
 
 
 def _process(
-    audio: Path, root: Path, out: Path, rules: ValidationRules, texts: dict[str, str]
+    audio: Path, root: Path, cache: CacheName, rules: ValidationRules, texts: dict[str, str]
 ) -> tuple[ManifestEntry | None, Rejected | None, bool]:
-    """Validate one file and, when it had to be converted, cache the converted copy (once)."""
+    """Validate one file and, when it had to be converted, cache the converted copy (written only when the
+    copy there is not already exactly it, so a re-run rewrites nothing and never reuses another clip's)."""
     try:
-        cached = _cache_path(out, audio, root)
         wav, _, changed = load_checked(audio, rules)
         changed = changed or audio.suffix.lower() not in SEEKABLE
         target = audio
         if changed:
-            fresh = cached.is_file() and cached.stat().st_mtime >= audio.stat().st_mtime
-            if not fresh or sf.info(str(cached)).samplerate != rules.sample_rate:
-                buf = io.BytesIO()
-                sf.write(buf, wav, rules.sample_rate, subtype="PCM_16", format="WAV")
-                atomic_write_bytes(cached, buf.getvalue())
-            target = cached
+            if cache.path is None:
+                raise ClipRejected(cache.problem or "name clash")
+            payload = _encode(wav, rules.sample_rate)
+            if not _same_bytes(cache.path, payload):
+                atomic_write_bytes(cache.path, payload)
+            target = cache.path
         entry = ManifestEntry(
             path=str(target.resolve()),
             duration=round(wav.shape[0] / rules.sample_rate, 4),
@@ -245,18 +300,23 @@ def prepare_files(
 ) -> PrepareResult:
     """Validate ``files`` (under ``root``), split the usable ones, write manifests, report and info.
 
-    ``rejected``: rows found before validation (links that cannot be used), reported with the rest."""
+    ``rejected``: rows found before validation (links that cannot be used), reported with the rest. The
+    caller has claimed ``out`` (:func:`claim_dataset_folder`)."""
     out.mkdir(parents=True, exist_ok=True)
     texts = texts or {}
     entries: list[ManifestEntry] = []
     rejected = list(rejected or [])
+    renamed: list[tuple[str, str]] = []
     converted = 0
     workers = workers or min(8, os.cpu_count() or 1)
+    names = cache_names(files, root, out)
     with ThreadPoolExecutor(max_workers=workers) as pool:  # libsndfile and soxr release the GIL
-        results = pool.map(lambda f: _process(f, root, out, rules, texts), files)
-        for done, (entry, bad, changed) in enumerate(results, start=1):
+        results = pool.map(lambda job: _process(job[0], root, job[1], rules, texts), zip(files, names))
+        for done, (audio, cache, (entry, bad, changed)) in enumerate(zip(files, names, results), start=1):
             if entry is not None:
                 entries.append(entry)
+                if changed and cache.renamed:
+                    renamed.append((str(audio), str(cache.path)))
             if bad is not None:
                 rejected.append(bad)
             converted += int(changed)
@@ -270,9 +330,13 @@ def prepare_files(
     write_manifest(out / VAL_MANIFEST, val)
     write_report(out / REPORT_FILE, rejected)
     summary = {
+        "prepared_by": PREPARED_BY,
+        "complete": True,
         "sample_rate": rules.sample_rate,
         "source": str(root.resolve()),
         "files": len(files),
+        "converted": converted,
+        "renamed": len(renamed),
         "train": len(train),
         "val": len(val),
         "rejected": len(rejected),
@@ -284,7 +348,16 @@ def prepare_files(
         **(info or {}),
     }
     atomic_write_bytes(out / DATASET_INFO, (json.dumps(summary, indent=2) + "\n").encode("utf-8"))
-    return PrepareResult(out, train, val, rejected, converted)
+    return PrepareResult(out, train, val, rejected, converted, renamed)
+
+
+def claim_dataset_folder(out: Path, inputs: Sequence[Path], overwrite: bool = False) -> None:
+    """Before any work: refuse an ``out`` that overlaps an input tree, or a non-empty folder `prepare` did
+    not write (unless ``overwrite``); then mark ``out`` as prepare's, so even an interrupted run is
+    recognised as its own next time. Raises :class:`~vocoder_cli.outputs.OutputError`."""
+    check_separate(inputs, out)
+    check_output_folder(out, OutputPolicy.from_flags(overwrite=overwrite), is_dataset_folder, PREPARED_BY)
+    mark_dataset_folder(out)
 
 
 def prepare_folder(
@@ -296,17 +369,22 @@ def prepare_folder(
     val_fraction: float = 0.05,
     seed: int = 1234,
     progress: Progress | None = None,
+    overwrite: bool = False,
 ) -> PrepareResult:
-    """Every audio file under ``source`` (recursive), with transcripts from a file or sidecars."""
+    """Every audio file under ``source`` (recursive), with transcripts from a file or sidecars.
+
+    ``overwrite``: write into a non-empty folder that `prepare` did not write (see :func:`claim_dataset_folder`)."""
     source = Path(source)
     if not source.is_dir():
         raise ConfigError(f"{source}: not a folder")
     out = Path(out)
+    check_separate([source], out)
     texts = read_transcripts(transcripts) if transcripts else {}  # a bad transcripts file: exit 2 before any work
     files, link_problems = discover(source, exclude=out)
     if not files:
         detail = f"; {len(link_problems)} unusable links, e.g. {link_problems[0].path}: {link_problems[0].reason}" if link_problems else ""
         raise ConfigError(f"{source}: no audio files found (looked for .wav, .flac, .ogg, .mp3, ...){detail}")
+    claim_dataset_folder(out, [source], overwrite)
     return prepare_files(
         files, source, out, rules=rules, texts=texts, val_fraction=val_fraction, seed=seed, progress=progress,
         rejected=link_problems,

@@ -6,7 +6,15 @@ import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
-from vocoder_cli.data.folder import PrepareResult, Progress, Rejected, prepare_files, read_transcripts, write_report
+from vocoder_cli.data.folder import (
+    PrepareResult,
+    Progress,
+    Rejected,
+    claim_dataset_folder,
+    prepare_files,
+    read_transcripts,
+    write_report,
+)
 from vocoder_cli.data.manifest import REPORT_FILE
 from vocoder_cli.data.validate import ValidationRules
 from vocoder_cli.errors import ConfigError
@@ -74,19 +82,26 @@ def prepare_ljspeech(
     seed: int = 1234,
     download_progress: DownloadProgress | None = None,
     progress: Progress | None = None,
+    overwrite: bool = False,
 ) -> PrepareResult:
-    """From a local archive, an extracted folder, or a download; then validate and split like any folder."""
+    """From a local archive, an extracted folder, or a download; then validate and split like any folder.
+
+    ``out`` is claimed first (:func:`~vocoder_cli.data.folder.claim_dataset_folder`): an extracted folder
+    given as ``archive`` must not overlap it, and a non-empty folder `prepare` did not write is refused
+    unless ``overwrite``; an interrupted download or extraction is this command's own and resumes."""
     out = Path(out)
     rules = rules or ValidationRules(sample_rate=22050)
     if archive is not None and Path(archive).is_dir():
         root = find_extracted(Path(archive))
         if root is None:
             raise ConfigError(f"{archive}: no metadata.csv with a wavs/ folder (not an extracted LJSpeech)")
+        claim_dataset_folder(out, [Path(archive)], overwrite)
     else:
+        if archive is not None and not Path(archive).is_file():
+            raise ConfigError(f"{archive}: archive not found")
+        claim_dataset_folder(out, [], overwrite)
         if archive is None:
             archive = obtain_archive(out, url, sha256, download_progress)
-        elif not Path(archive).is_file():
-            raise ConfigError(f"{archive}: archive not found")
         root = safe_extract(Path(archive), out / "raw")
     texts = read_transcripts(root / "metadata.csv")
     files, missing = [], []

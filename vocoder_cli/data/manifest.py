@@ -18,6 +18,7 @@ TRAIN_MANIFEST = "train.jsonl"
 VAL_MANIFEST = "val.jsonl"
 DATASET_INFO = "dataset.json"
 REPORT_FILE = "rejected.tsv"
+PREPARED_BY = "vocoder prepare"  # dataset.json's "prepared_by": how a re-run recognises its own folder
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,27 @@ def read_manifest(path: str | Path) -> list[ManifestEntry]:
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"{path}:{number}: not a manifest line ({exc})") from None
     return entries
+
+
+def is_dataset_folder(folder: Path) -> bool:
+    """Whether ``folder`` was written by `vocoder prepare` (its dataset.json says so; older versions'
+    dataset.json is recognised by its keys), so a re-run may update it."""
+    try:
+        info = json.loads((Path(folder) / DATASET_INFO).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(info, dict):
+        return False
+    return info.get("prepared_by") == PREPARED_BY or {"sample_rate", "train", "val", "rules"} <= info.keys()
+
+
+def mark_dataset_folder(folder: Path) -> None:
+    """Claim ``folder`` for `vocoder prepare` before anything else is written into it (a dataset.json saying
+    the run has not finished, replaced by the summary at the end), so an interrupted run (a download, a
+    long validation) is recognised as its own when it is run again."""
+    if not is_dataset_folder(folder):
+        info = {"prepared_by": PREPARED_BY, "complete": False}
+        atomic_write_bytes(Path(folder) / DATASET_INFO, (json.dumps(info, indent=2) + "\n").encode("utf-8"))
 
 
 def split_train_val(items: list, val_fraction: float = 0.05, seed: int = 1234) -> tuple[list, list]:

@@ -2,8 +2,9 @@
 
 A bad item never stops the batch: it becomes a :class:`Problem` (a failure: nothing written for it) or a
 warning (written, but the user should know: characters dropped, text split). Outputs are written
-atomically; ``--save-mels`` writes each mel exactly as the vocoder received it, so
-``vocoder resynth --from-mels`` on that file gives the same audio. Each stage is timed for the summary.
+atomically, batch by batch as the vocoder finishes them; ``--save-mels`` writes each mel exactly as the
+vocoder received it, so ``vocoder resynth --from-mels`` on that file gives the same audio. Output names,
+existing files and overlapping trees follow :mod:`vocoder_cli.outputs`. Each stage is timed for the summary.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from vocoder_cli.audio import AUDIO_EXTENSIONS, atomic_write_bytes, encode_wav, 
 from vocoder_cli.errors import MelMismatchError, VocoderError
 from vocoder_cli.inference import Synthesizer
 from vocoder_cli.mel import check_mel_fits
+from vocoder_cli.outputs import REFUSE, SKIP, WRITE, OutputPolicy, check_separate, claim_names, collision_reason
+from vocoder_cli.resynthesis import ItemProgress
 from vocoder_cli.tts.base import AcousticModel, AcousticOutput
 from vocoder_cli.tts.mels import MelBridge
 from vocoder_cli.tts.texts import TextItem, split_text
@@ -39,6 +42,11 @@ class TtsJob:
     def label(self) -> str:
         return self.item.id
 
+    @property
+    def targets(self) -> list[str]:
+        """Every file this job writes (the audio, and the mel with --save-mels)."""
+        return [self.target] if self.mel_target is None else [self.target, self.mel_target]
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -50,24 +58,26 @@ class Problem:
 @dataclass
 class TtsReport:
     written: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # outputs there already, kept (--skip-existing)
+    refused: list[Problem] = field(default_factory=list)  # outputs there already, not replaced
     failures: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
     audio_seconds: float = 0.0
     wall_seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
 
-    def real_time_factor(self, stage: str | None = None) -> float:
-        """Seconds of work per second of audio (below 1: faster than real time); the whole run by default."""
+    def real_time_factor(self, stage: str | None = None) -> float | None:
+        """Seconds of work per second of audio (below 1: faster than real time); the whole run by default.
+        None when nothing was vocoded."""
         spent = self.wall_seconds if stage is None else self.stage_seconds[stage]
-        return spent / self.audio_seconds if self.audio_seconds else float("nan")
+        return spent / self.audio_seconds if self.audio_seconds else None
 
 
 @dataclass(frozen=True)
 class TtsOptions:
     too_long: str = "split"  # split | refuse: a text over the model's max_chars
     strict: bool = False  # refuse texts with characters the model cannot read (default: drop them, warn)
-    skip_existing: bool = False
+    policy: OutputPolicy = OutputPolicy()  # outputs that exist: refuse, overwrite or skip
     batch_size: int = 8  # utterances per acoustic-model call (the vocoder batches on its own)
     group_size: int = 8  # items in memory at once (progress advances group by group)
     pause_seconds: float = 0.15  # silence between the pieces of a split text
@@ -75,8 +85,22 @@ class TtsOptions:
     subtype: str = "PCM_16"
 
 
-def plan_jobs(items: Sequence[TextItem], output: str, *, batch: bool, save_mels: bool = False) -> list[TtsJob]:
-    """Where each item's audio (and mel) goes: one file or stdout for a single text, ``OUT/<id>.wav`` for a batch."""
+def plan_jobs(
+    items: Sequence[TextItem],
+    output: str,
+    *,
+    batch: bool,
+    save_mels: bool = False,
+    policy: OutputPolicy | None = None,
+    input_dirs: Sequence[str | Path] = (),
+) -> list[TtsJob]:
+    """Where each item's audio (and mel) goes: one file or stdout for a single text, ``OUT/<id>.wav`` for a batch.
+
+    Raises :class:`~vocoder_cli.outputs.OutputError` before any work when a single output file exists and
+    ``policy`` refuses it, or when ``OUT`` and a folder of texts (``input_dirs``) overlap. In a batch, an id
+    whose files would be another id's on macOS or Windows (``LJ001`` and ``lj001``) becomes a failed item.
+    """
+    policy = policy or OutputPolicy()
     if not batch:
         if len(items) != 1:
             raise VocoderError(f"{len(items)} texts cannot go to one output; use --dir or --texts with a folder")
@@ -87,16 +111,31 @@ def plan_jobs(items: Sequence[TextItem], output: str, *, batch: bool, save_mels:
         path = Path(output)
         if path.is_dir() or path.suffix.lower() not in AUDIO_EXTENSIONS:
             raise VocoderError(f"{output}: give an audio file name such as out.wav (or - for stdout)")
-        return [TtsJob(items[0], output, str(path.with_suffix(".npy")) if save_mels else None)]
+        job = TtsJob(items[0], output, str(path.with_suffix(".npy")) if save_mels else None)
+        policy.check_single(job.targets)
+        return [job]
     if output == STDIO:
         raise VocoderError("many texts cannot go to stdout: give an output folder")
     folder = Path(output)
     if folder.exists() and not folder.is_dir():
         raise VocoderError(f"{output}: not a folder (many texts need an output folder)")
-    return [
-        TtsJob(item, str(folder / f"{item.id}.wav"), str(folder / f"{item.id}.npy") if save_mels else None)
-        for item in items
-    ]
+    check_separate(input_dirs, folder)
+    named = [item for item in items if item.error is None]  # an item already failed writes nothing
+    claims = dict(zip((id(item) for item in named), claim_names([Path(f"{item.id}.wav") for item in named])))
+    jobs = []
+    for item in items:
+        claim = claims.get(id(item))
+        if claim is not None and claim.name is None:
+            assert claim.clash is not None
+            first = named[claim.clash]
+            reason = collision_reason(
+                folder / f"{item.id}.wav", folder / f"{first.id}.wav", f"id {first.id!r}", "give one of them another id"
+            )
+            item = TextItem(item.id, None, item.source, reason)
+        jobs.append(
+            TtsJob(item, str(folder / f"{item.id}.wav"), str(folder / f"{item.id}.npy") if save_mels else None)
+        )
+    return jobs
 
 
 @dataclass
@@ -222,32 +261,58 @@ class TtsRunner:
         save_audio(job.target, wav, out_sr, self.options.subtype)
         return None
 
-    def _exists(self, job: TtsJob) -> bool:
-        if job.target == STDIO or not Path(job.target).exists():
-            return False
-        return job.mel_target is None or Path(job.mel_target).exists()
-
     def run(
-        self, jobs: Sequence[TtsJob], on_done: Callable[[TtsJob], None] | None = None
+        self,
+        jobs: Sequence[TtsJob],
+        on_done: Callable[[TtsJob], None] | None = None,
+        on_progress: Callable[[float], None] | None = None,
     ) -> tuple[TtsReport, bytes | None]:
-        """Process every job; returns the report and, for a stdout job, the encoded WAV."""
+        """Process every job; returns the report and, for a stdout job, the encoded WAV.
+
+        ``on_done(job)`` follows each job whatever its outcome; ``on_progress(completed)`` gives the items
+        done so far for a bar, moving as each is written (with fractions while a long one is vocoded in chunks)."""
         report = TtsReport()
         payload = None
         start = time.perf_counter()
-        done = on_done or (lambda _job: None)
+        progress = ItemProgress(on_progress)
+
+        def done(job: TtsJob) -> None:
+            progress.done(id(job))
+            if on_done:
+                on_done(job)
+
         todo = []
         for job in jobs:
-            if self.options.skip_existing and job.item.error is None and self._exists(job):
-                report.skipped.append(job.target)
+            if job.item.error is None and self._settled(job, report):
                 done(job)
             else:
                 todo.append(job)
         for first in range(0, len(todo), self.options.group_size):
-            payload = self._run_group(todo[first : first + self.options.group_size], report, done) or payload
+            group = todo[first : first + self.options.group_size]
+            payload = self._run_group(group, report, done, progress) or payload
         report.wall_seconds = time.perf_counter() - start
         return report, payload
 
-    def _run_group(self, group: Sequence[TtsJob], report: TtsReport, done: Callable[[TtsJob], None]) -> bytes | None:
+    def _settled(self, job: TtsJob, report: TtsReport) -> bool:
+        """Record a job whose outputs exist (kept or refused by the policy); True when it must not be
+        written. Asked again just before writing, so a file that appeared during the run is kept too."""
+        decision = self.options.policy.decide(job.targets)
+        if decision.action == WRITE:
+            return False
+        if decision.action == SKIP:
+            report.skipped.append(job.target)
+        else:
+            assert decision.action == REFUSE
+            report.refused.append(Problem(job.item.id, job.item.source, decision.reason or job.target))
+        return True
+
+    def _run_group(
+        self,
+        group: Sequence[TtsJob],
+        report: TtsReport,
+        done: Callable[[TtsJob], None],
+        progress: ItemProgress,
+    ) -> bytes | None:
         t0 = time.perf_counter()
         ready: list[_Prepared] = []
         for job in group:
@@ -271,24 +336,36 @@ class TtsRunner:
                 done(job)
         t1 = time.perf_counter()
         report.stage_seconds["acoustic"] += t1 - t0
-        if not mels:
-            return None
-        wavs = self.synth.synthesize([mel for _, mel in mels])
-        t2 = time.perf_counter()
-        report.stage_seconds["vocoder"] += t2 - t1
         payload = None
-        for (job, mel), wav in zip(mels, wavs):
-            try:
-                out = self._write(job, wav, mel)
-            except (OSError, RuntimeError, ValueError) as exc:
-                report.failures.append(Problem(job.item.id, job.item.source, f"cannot write {job.target}: {exc}"))
-            else:
-                payload = out if out is not None else payload
-                report.written.append(job.target)
-                report.audio_seconds += wav.size / self.sr
-            done(job)
-        report.stage_seconds["write"] += time.perf_counter() - t2
+
+        def chunk_done(i: int, fraction: float) -> None:
+            progress.part(id(mels[i][0]), fraction)
+
+        batches = self.synth.each_batch([mel for _, mel in mels], on_chunk=chunk_done)
+        while True:
+            t2 = time.perf_counter()
+            batch = next(batches, None)
+            t3 = time.perf_counter()
+            report.stage_seconds["vocoder"] += t3 - t2
+            if batch is None:
+                break
+            for i, wav in zip(*batch):
+                job, mel = mels[i]
+                if not self._settled(job, report):
+                    payload = self._write_one(job, wav, mel, report) or payload
+                done(job)
+            report.stage_seconds["write"] += time.perf_counter() - t3
         return payload
+
+    def _write_one(self, job: TtsJob, wav: np.ndarray, mel: torch.Tensor, report: TtsReport) -> bytes | None:
+        try:
+            out = self._write(job, wav, mel)
+        except (OSError, RuntimeError, ValueError) as exc:
+            report.failures.append(Problem(job.item.id, job.item.source, f"cannot write {job.target}: {exc}"))
+            return None
+        report.written.append(job.target)
+        report.audio_seconds += wav.size / self.sr
+        return out
 
 
 class _Fail(Exception):
