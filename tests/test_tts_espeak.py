@@ -119,9 +119,16 @@ def test_voices_are_accepted_by_every_name_espeak_ng_accepts() -> None:
     assert engine.resolve_voice("en-us+f3") == "gmw/en-US+f3"  # a variant after +
     assert engine.resolve_voice("en-gb+3") == "gmw/en+m3" and engine.resolve_voice("en-gb+13") == "gmw/en+f3"
     assert engine.resolve_voice("de+ALEX") == "gmw/de+Alex"  # the variant file's own spelling
-    for voice in voices:  # every listed language and file name is accepted
+    unusable = set()
+    for voice in voices:  # every listed language and file name is accepted, unless the data lacks the voice
         for name in (*voice.languages, voice.file):
-            assert engine.resolve_voice(name)
+            try:
+                assert engine.resolve_voice(name)
+            except ConfigError as exc:
+                assert "eSpeak NG lists this voice" in str(exc) and "cannot load its dictionary" in str(exc)
+                unusable.add(voice.identifier)
+    # the espeakng-loader wheel lists fo, kaa and xex without their dictionaries: they read nothing
+    assert len(unusable) <= 5 and not any(v.startswith("gmw/") for v in unusable), unusable
     # the names reach the same voice: en-gb speaks exactly as its voice file gmw/en, not as en-us
     text = "Tomato water, a dance in the bath."
     assert engine.phonemes(text, "en-gb") == engine.phonemes(text, "gmw/en") != engine.phonemes(text, "en-us")

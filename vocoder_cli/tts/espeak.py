@@ -225,8 +225,23 @@ class Espeak:
         with Espeak._lock:
             cached = self._state.resolved.get(voice)
             if cached is None:
-                cached = self._state.resolved[voice] = self._resolve(voice)
+                resolved = self._resolve(voice)
+                if not self._speaks(resolved):
+                    raise ConfigError(
+                        f"{NAME}: --acoustic-opt voice={voice!r}: eSpeak NG lists this voice ({resolved}) but "
+                        "cannot load its dictionary (this installation's data lacks it); choose another voice"
+                    )
+                cached = self._state.resolved[voice] = resolved
         return cached
+
+    def _speaks(self, resolved: str) -> bool:
+        """Whether the voice loads and reads a probe text (a listed voice whose dictionary is missing from
+        the data, such as fo, kaa and xex in the espeakng-loader wheel, reads nothing at all)."""
+        state = self._state
+        state.voice = ""  # the engine's voice changes here: the next _configure sets it again
+        if state.lib.espeak_SetVoiceByName(resolved.encode("ascii")) != 0:
+            return False
+        return bool(self._text_to_phonemes("a hello 1"))
 
     def _resolve(self, voice: str) -> str:
         base, plus, variant = voice.strip().partition("+")
@@ -328,25 +343,29 @@ class Espeak:
         call once the text is used up, so the last clause would be missing here and turn up in the next
         text's phonemes. A few calls on a single space (never an empty text: that crashes the library)
         collect it; one that gives nothing twice in a row has nothing left."""
-        encoded = text.replace("\0", " ").encode("utf-8", "replace")
         with Espeak._lock:
             self._configure(voice, self._state.rate or 175, self._state.pitch or 50)
-            lib = self._state.lib
-            buffer = ctypes.create_string_buffer(encoded)
-            pointer = ctypes.c_char_p(ctypes.addressof(buffer))
-            parts = []
-            while pointer.value:
-                out = lib.espeak_TextToPhonemes(ctypes.byref(pointer), _CHARS_UTF8, 0)
-                parts.append((out or b"").decode("utf-8", "replace"))
-            empty = 0
-            for _ in range(8):
-                space = ctypes.create_string_buffer(b" ")
-                rest = ctypes.c_char_p(ctypes.addressof(space))
-                out = lib.espeak_TextToPhonemes(ctypes.byref(rest), _CHARS_UTF8, 0)
-                parts.append((out or b"").decode("utf-8", "replace"))
-                empty = empty + 1 if not parts[-1].strip() else 0
-                if empty == 2:
-                    break
+            return self._text_to_phonemes(text)
+
+    def _text_to_phonemes(self, text: str) -> str:
+        """:meth:`phonemes` in the voice the engine has now (the caller holds the lock)."""
+        encoded = text.replace("\0", " ").encode("utf-8", "replace")
+        lib = self._state.lib
+        buffer = ctypes.create_string_buffer(encoded)
+        pointer = ctypes.c_char_p(ctypes.addressof(buffer))
+        parts = []
+        while pointer.value:
+            out = lib.espeak_TextToPhonemes(ctypes.byref(pointer), _CHARS_UTF8, 0)
+            parts.append((out or b"").decode("utf-8", "replace"))
+        empty = 0
+        for _ in range(8):
+            space = ctypes.create_string_buffer(b" ")
+            rest = ctypes.c_char_p(ctypes.addressof(space))
+            out = lib.espeak_TextToPhonemes(ctypes.byref(rest), _CHARS_UTF8, 0)
+            parts.append((out or b"").decode("utf-8", "replace"))
+            empty = empty + 1 if not parts[-1].strip() else 0
+            if empty == 2:
+                break
         return " ".join(p for p in parts if p.strip())
 
 
