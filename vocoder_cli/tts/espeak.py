@@ -318,7 +318,7 @@ class Espeak:
         """float32 samples in [-1, 1] at :attr:`sample_rate` (may be empty for unspeakable text).
 
         eSpeak's random generator is reseeded with ``seed`` before every text; its pitch flutter still
-        carries over from one text to the next, so within a run a text can come out a few samples longer
+        carries over from one text to the next, so within a run a text can come out up to a few hundred samples longer
         or shorter depending on what was spoken before it (the same run order gives the same audio)."""
         payload = text.replace("\0", " ").encode("utf-8", "replace") + b"\0"  # a NUL would end the text there
         with Espeak._lock:
