@@ -105,15 +105,16 @@ def test_folder_with_mixed_good_and_bad_files(tmp_path: Path, weights: str) -> N
 def test_texts_file_pairs_with_ljspeech_ids_and_uses_the_normalised_column(tmp_path: Path, weights: str) -> None:
     meta = tmp_path / "metadata.csv"
     meta.write_text(
-        "LJ001-0001|Raw text with a bell \x07 in it|Normalised text, fine.\n"
-        "LJ001-0002|Second line.\n"
+        "LJ001-0001|Raw text with a bell \x07 in it, 1 of 2|Raw text with a bell in it, one of two.\n"
+        "LJ001-0002|Second line.|Second line.\n"
         "broken line without a separator\n"
     )
     result = run("--texts", str(meta), "-o", str(tmp_path / "out"), "-w", weights)
     assert result.exit_code == 1
     assert sorted(p.stem for p in (tmp_path / "out").glob("*.wav")) == ["LJ001-0001", "LJ001-0002"]
     assert "cannot read" not in result.stderr  # the raw column (with \x07) was not used
-    assert f"failed line 3 ({meta}:3): expected id|text" in result.stderr
+    assert f"note: {meta}: 3 lines read as LJSpeech metadata (id|text|normalised)" in result.stderr
+    assert f"failed line 3 ({meta}:3): expected id|text|normalised (LJSpeech metadata), found no '|'" in result.stderr
     result = run("--texts", "-", str(tmp_path / "piped"), "-w", weights, input="x1|From stdin.\n")
     assert result.exit_code == 0 and (tmp_path / "piped" / "x1.wav").exists()
 

@@ -229,20 +229,100 @@ def _write(target: str | BinaryIO, wav: np.ndarray, sr: int, subtype: str, fmt: 
     sf.write(target, data, sr, subtype=subtype, format=fmt)
 
 
-def save_audio(path: str | Path, wav: np.ndarray, sr: int, subtype: str = "PCM_16") -> Path:
-    """Write atomically (see :func:`atomic_write_bytes`); the container follows the suffix.
+@dataclass(frozen=True)
+class Container:
+    """What an output suffix names and what libsndfile can put in it (measured with libsndfile 1.2.2)."""
 
-    ``subtype`` is ``PCM_16`` (clipped, scaled by 32767) or ``FLOAT`` (WAV only).
+    format: str  # libsndfile's major format
+    subtype: str  # what a default (16-bit) output writes: PCM_16, or the codec of a lossy format
+    float_subtype: str | None  # what --float writes; None: the container holds no 32-bit float samples
+    rates: tuple[int, ...] = ()  # the only rates the codec takes (empty: any rate up to max_rate)
+    max_rate: int | None = None  # FLAC's header field; libvorbis crashes the process above 200 kHz
+    description: str = ""
+    lossy: bool = False
+
+    @property
+    def available(self) -> bool:
+        """Whether this soundfile/libsndfile writes it (MP3 and Opus need libsndfile >= 1.1 and 1.0.29)."""
+        try:
+            return self.subtype in sf.available_subtypes(self.format)
+        except (KeyError, ValueError, TypeError):
+            return False
+
+
+CONTAINERS: dict[str, Container] = {
+    ".wav": Container("WAV", "PCM_16", "FLOAT", description="WAV"),
+    ".flac": Container("FLAC", "PCM_16", None, max_rate=655350, description="FLAC"),
+    ".ogg": Container("OGG", "VORBIS", None, max_rate=200000, description="Ogg Vorbis", lossy=True),
+    ".opus": Container(
+        "OGG", "OPUS", None, rates=(8000, 12000, 16000, 24000, 48000), description="Ogg Opus", lossy=True
+    ),
+    ".mp3": Container(
+        "MP3", "MPEG_LAYER_III", None, rates=(8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000),
+        description="MP3", lossy=True,
+    ),
+    ".aiff": Container("AIFF", "PCM_16", "FLOAT", description="AIFF"),
+    ".aif": Container("AIFF", "PCM_16", "FLOAT", description="AIFF"),
+    ".au": Container("AU", "PCM_16", "FLOAT", description="AU"),
+    ".caf": Container("CAF", "PCM_16", "FLOAT", description="CAF"),
+    ".w64": Container("W64", "PCM_16", "FLOAT", description="Wave64"),
+}
+
+
+def writable_suffixes() -> tuple[str, ...]:
+    """The output suffixes this soundfile/libsndfile can write, in a stable order."""
+    return tuple(suffix for suffix, container in CONTAINERS.items() if container.available)
+
+
+def output_problem(path: str | Path, sr: int | None, subtype: str = "PCM_16") -> str | None:
+    """Why audio at ``sr`` Hz (``subtype`` PCM_16, or FLOAT for ``--float``) cannot be written to ``path``
+    in the container its suffix names, or None when it can. Callers ask before any work is done;
+    ``sr`` None checks what does not depend on the rate."""
+    suffix = Path(path).suffix.lower()
+    container = CONTAINERS.get(suffix)
+    if container is None:
+        what = f"{suffix} is not an audio format this tool writes" if suffix else "no suffix names the audio format"
+        return f"{what}: give an audio file name such as out.wav ({', '.join(writable_suffixes())})"
+    if not container.available:
+        return (
+            f"this libsndfile ({sf.__libsndfile_version__}) cannot write {container.description} ({suffix}); "
+            f"write one of {', '.join(writable_suffixes())}"
+        )
+    if subtype not in ("PCM_16", "FLOAT"):
+        return f"unknown sample format {subtype!r} (PCM_16 or FLOAT)"
+    if subtype == "FLOAT" and container.float_subtype is None:
+        kind = "is a lossy codec" if container.lossy else "holds 16-bit samples here"
+        return f"{container.description} ({suffix}) {kind}, not 32-bit float: drop --float, or write .wav"
+    if sr is None:
+        return None
+    if container.rates and sr not in container.rates:
+        rates = ", ".join(str(r) for r in container.rates)
+        return f"{container.description} ({suffix}) takes only {rates} Hz, not {sr} Hz: choose one with --out-sr"
+    if container.max_rate is not None and sr > container.max_rate:
+        return f"{container.description} ({suffix}) takes at most {container.max_rate} Hz, not {sr} Hz"
+    return None
+
+
+def save_audio(path: str | Path, wav: np.ndarray, sr: int, subtype: str = "PCM_16") -> Path:
+    """Write atomically (see :func:`atomic_write_bytes`) in the container the suffix names.
+
+    ``subtype`` is ``PCM_16`` (clipped, scaled by 32767; a lossy codec gets the clipped float samples)
+    or ``FLOAT`` (32-bit float; WAV, AIFF, AU, CAF, Wave64). What the container cannot hold raises
+    :class:`AudioError` before anything is written (:func:`output_problem`, which callers check first).
     """
     path = Path(path)
-    fmt = {".flac": "FLAC", ".ogg": "OGG"}.get(path.suffix.lower(), "WAV")
-    if fmt != "WAV":
-        subtype = "PCM_16" if fmt == "FLAC" else "VORBIS"
+    problem = output_problem(path, sr, subtype)
+    if problem is not None:
+        raise AudioError(path, problem)
+    container = CONTAINERS[path.suffix.lower()]
     buf = io.BytesIO()
-    if subtype == "VORBIS":
-        sf.write(buf, np.clip(wav, -1.0, 1.0).astype(np.float32), sr, subtype=subtype, format=fmt)
+    if subtype == "FLOAT":
+        sf.write(buf, np.asarray(wav, dtype=np.float32), sr, subtype=container.float_subtype, format=container.format)
+    elif container.subtype == "PCM_16":
+        sf.write(buf, to_pcm16(wav), sr, subtype="PCM_16", format=container.format)
     else:
-        _write(buf, wav, sr, subtype, fmt)
+        clipped = np.clip(np.asarray(wav, dtype=np.float32), -1.0, 1.0)
+        sf.write(buf, clipped, sr, subtype=container.subtype, format=container.format)
     return atomic_write_bytes(path, buf.getvalue())
 
 

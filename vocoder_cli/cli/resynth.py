@@ -23,8 +23,10 @@ from vocoder_cli.cli.common import (
     resolve_device,
     user_errors,
 )
+from vocoder_cli.audio import output_problem
 from vocoder_cli.cli.display import say
 from vocoder_cli.cli.summary import outcome_parts, row, timing
+from vocoder_cli.errors import AudioError
 from vocoder_cli.inference import EngineOptions, Synthesizer, load_vocoder
 from vocoder_cli.outputs import OutputPolicy
 from vocoder_cli.resynthesis import STDIO, Report, ResynthOptions, Resynthesizer, plan_jobs, read_file_list
@@ -110,6 +112,10 @@ def resynth(
         vocoder = load_vocoder(weights, device, offline=offline or None, notify=notify_pull, backend=backend)
         options = EngineOptions(batch_size=batch_size, chunk_frames=chunk_frames, precision=precision)
         synth = Synthesizer(vocoder, device, options)
+        subtype, rate = "FLOAT" if float_output else "PCM_16", out_sr or vocoder.mel.sample_rate
+        for target in dict.fromkeys(job.target for job in jobs if job.target != STDIO):  # checked before work
+            if (problem := output_problem(target, rate, subtype)) is not None:
+                raise AudioError(target, problem)
     if stream:
         from vocoder_cli.cli.resynth_stream import run_stream
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -25,18 +26,32 @@ from vocoder_cli.cli.common import (
     resolve_device,
     user_errors,
 )
-from vocoder_cli.cli.display import say
+from vocoder_cli.audio import output_problem
+from vocoder_cli.cli.display import cell, line, say
+from vocoder_cli.cli.stdio import read_stdin
 from vocoder_cli.cli.summary import outcome_parts, row, timing
+from vocoder_cli.errors import TextError, VocoderError
 from vocoder_cli.inference import EngineOptions, Synthesizer, load_vocoder
+from vocoder_cli.mel import MelConfig
 from vocoder_cli.outputs import OutputPolicy
 from vocoder_cli.tts.base import LoadOptions
+from vocoder_cli.tts.espeak import Espeak
 from vocoder_cli.tts.mels import bridge
-from vocoder_cli.tts.registry import DEFAULT_ACOUSTIC, available, load_acoustic, plugins
+from vocoder_cli.tts.registry import DEFAULT_ACOUSTIC, available, check_acoustic_options, load_acoustic, plugins
 from vocoder_cli.tts.synthesis import STAGES, STDIO, TtsOptions, TtsReport, TtsRunner, plan_jobs
-from vocoder_cli.tts.texts import TextItem, decode_text, items_from_dir, items_from_lines, mark_duplicates
+from vocoder_cli.tts.texts import (
+    TEXT_FORMATS,
+    TextItem,
+    decode_text,
+    items_from_dir,
+    items_from_lines,
+    mark_duplicates,
+)
 from vocoder_cli.weights.registry import DEFAULT_ALIAS
 
 SINGLE_ID = "tts"
+# The sane range of output rates (the same bounds as audio.MIN_SAMPLE_RATE / MAX_SAMPLE_RATE).
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 768000
 
 
 def tts(
@@ -46,13 +61,23 @@ def tts(
         help="The text (- reads it from stdin), then OUT (or -o). With --dir/--texts: OUT only.",
     ),
     output: Optional[str] = typer.Option(
-        None, "--output", "-o", help="A .wav file, - (WAV on stdout), or a folder for --dir/--texts."
+        None,
+        "--output",
+        "-o",
+        help="An audio file in the format its suffix names (.wav, .flac, .ogg, .opus, .mp3, .aiff, .au, .caf, "
+        ".w64), - (WAV on stdout), or a folder for --dir/--texts.",
     ),
     directory: Optional[Path] = typer.Option(
         None, "--dir", help="Speak every D/transcriptions/ID.txt into OUT/ID.wav."
     ),
     texts: Optional[str] = typer.Option(
         None, "--texts", help="Speak id|text lines from FILE (or - for stdin); LJSpeech metadata.csv works."
+    ),
+    texts_format: str = typer.Option(
+        "auto",
+        "--texts-format",
+        help="id-text (the text is all after the first |), ljspeech (id|text|normalised: the third column), "
+        "or auto (ljspeech when every line looks like LJSpeech metadata); a note says which was used.",
     ),
     acoustic: str = typer.Option(
         DEFAULT_ACOUSTIC,
@@ -98,8 +123,12 @@ def tts(
         "--overwrite",
         help="Replace output files that already exist (by default they are refused and left as they are).",
     ),
-    out_sr: Optional[int] = typer.Option(None, "--out-sr", help="Resample the output to this rate (Hz)."),
-    float_output: bool = typer.Option(False, "--float", help="Write 32-bit float WAV instead of 16-bit PCM."),
+    out_sr: Optional[int] = typer.Option(
+        None, "--out-sr", help=f"Resample the output to this rate (Hz, {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE})."
+    ),
+    float_output: bool = typer.Option(
+        False, "--float", help="Write 32-bit float samples instead of 16-bit PCM (WAV, AIFF, AU, CAF, W64)."
+    ),
     list_models: bool = typer.Option(False, "--list", help="List the acoustic models and exit."),
     quiet: bool = typer.Option(
         False, "--quiet", "-q", help="No progress bar, notes or summary (failures still print)."
@@ -118,10 +147,11 @@ def tts(
     if list_models:
         _list_models()
         return
-    items, out, batch = _inputs(args or [], output, directory, texts)
+    items, out, batch = _inputs(args or [], output, directory, texts, texts_format, quiet)
     if too_long not in ("split", "refuse"):
         raise fail("--too-long must be split or refuse")
-    options = _parse_options(acoustic_opt or [])
+    options = _parse_options(acoustic_opt or [], acoustic)
+    _check_output(out, batch, out_sr, float_output, None, quiet)
     if threads:
         torch.set_num_threads(threads)
     device = resolve_device(device)
@@ -148,6 +178,7 @@ def tts(
                 ),
             )  # fmt: skip
         mel_bridge = bridge(model.mel_config, vocoder.mel, model.name)
+        _check_output(out, batch, out_sr, float_output, vocoder.mel, quiet)
         synth = Synthesizer(vocoder, device, EngineOptions(batch_size=batch_size, precision=precision))
     if mel_bridge.explanation and not quiet:
         err_console.print(f"[dim]note: {mel_bridge.explanation}[/]", soft_wrap=True)
@@ -172,11 +203,16 @@ def tts(
 
 
 def _inputs(
-    args: list[str], output: str | None, directory: Path | None, texts: str | None
+    args: list[str], output: str | None, directory: Path | None, texts: str | None, texts_format: str, quiet: bool
 ) -> tuple[list[TextItem], str, bool]:
-    """(items, output, batch?) from the positional arguments and the source options."""
+    """(items, output, batch?) from the positional arguments and the source options; the source's notes
+    (how it was read, what was left out) go to stderr unless ``quiet``."""
     if directory is not None and texts is not None:
         raise fail("give --dir or --texts, not both")
+    if texts_format not in TEXT_FORMATS:
+        raise fail(f"--texts-format must be one of {', '.join(TEXT_FORMATS)}, not {texts_format!r}")
+    if texts_format != "auto" and texts is None:
+        raise fail("--texts-format applies to --texts only")
     if directory is not None or texts is not None:
         if len(args) > 1 or (args and output):
             raise fail("with --dir/--texts, give only the output folder (as OUT or -o)")
@@ -185,13 +221,16 @@ def _inputs(
             raise fail("give an output folder: vocoder tts --dir D OUT/")
         with user_errors():
             if directory is not None:
-                items = items_from_dir(directory)
+                source = items_from_dir(directory)
             else:
-                data = sys.stdin.buffer.read() if texts == STDIO else _read_bytes(texts or "")
-                items = items_from_lines(data, "<stdin>" if texts == STDIO else str(texts))
-        if not items:
+                data = read_stdin() if texts == STDIO else _read_bytes(texts or "")
+                source = items_from_lines(data, "<stdin>" if texts == STDIO else str(texts), texts_format)
+        if not source.items:
             raise fail(f"{texts}: no id|text lines found")
-        return mark_duplicates(items), out, True
+        if not quiet:
+            for note in source.notes:
+                say(err_console, ("note: ", "dim"), (note, "dim"))
+        return mark_duplicates(source.items), out, True
     if not args:
         raise fail('give a text, --dir D or --texts FILE: vocoder tts "Some text." -o out.wav')
     if len(args) > 2 or (len(args) == 2 and output):
@@ -201,10 +240,25 @@ def _inputs(
         raise fail("give an output: -o out.wav, or -o - for a WAV on stdout")
     if args[0] == STDIO:
         try:
-            return [TextItem(SINGLE_ID, decode_text(sys.stdin.buffer.read()), "<stdin>")], out, False
-        except UnicodeDecodeError as exc:
-            raise fail(f"<stdin>: not UTF-8 text ({exc.reason})") from None
-    return [TextItem(SINGLE_ID, args[0], "<argument>")], out, False
+            return [TextItem(SINGLE_ID, decode_text(read_stdin()), "<stdin>")], out, False
+        except TextError as exc:
+            raise fail(f"<stdin>: {exc.reason}") from None
+    return [TextItem(SINGLE_ID, _utf8_argument(args[0], "the TEXT argument"), "<argument>")], out, False
+
+
+def _utf8_argument(value: str, what: str) -> str:
+    """``value`` when it is UTF-8; else a usage error naming ``what`` and the first byte that is not.
+
+    Python keeps an argument's undecodable bytes as lone surrogates; they would reach the text frontend
+    and fail there (UnicodeEncodeError) instead of here with the byte."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = ord(value[exc.start])
+        offset = len(os.fsencode(value[: exc.start]))
+        byte = f"byte 0x{bad - 0xDC00:02x}" if 0xDC80 <= bad <= 0xDCFF else f"character U+{bad:04X}"
+        raise fail(f"{what} is not UTF-8 text ({byte} at offset {offset}); pass UTF-8 (or use - and stdin)") from None
+    return value
 
 
 def _read_bytes(path: str) -> bytes:
@@ -214,26 +268,71 @@ def _read_bytes(path: str) -> bytes:
         raise fail(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
-def _parse_options(pairs: list[str]) -> dict[str, str]:
-    options = {}
+def _parse_options(pairs: list[str], acoustic: str) -> dict[str, str]:
+    """``--acoustic-opt KEY=VALUE`` pairs, checked before anything loads: the form (a key, ``=``, a
+    non-empty UTF-8 value, each key once), then the model's own check of keys and values (ranges, voices)."""
+    options: dict[str, str] = {}
     for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
+        _utf8_argument(pair, f"--acoustic-opt {pair.partition('=')[0]!r}")
+        key, sep, value = (part.strip() for part in pair.partition("="))
+        if not sep or not key:
             raise fail(f"--acoustic-opt takes KEY=VALUE, got {pair!r}")
-        options[key.strip()] = value.strip()
+        if not value:
+            raise fail(f"--acoustic-opt {key}= has an empty value; give {key}=VALUE (or leave the option out)")
+        if key in options:
+            raise fail(f"--acoustic-opt {key} is given twice ({options[key]!r} and {value!r}); give it once")
+        options[key] = value
+    with user_errors():
+        check_acoustic_options(acoustic, options)
     return options
 
 
+def _check_output(
+    out: str, batch: bool, out_sr: int | None, float_output: bool, mel: MelConfig | None, quiet: bool
+) -> None:
+    """Refuse an output rate outside the sane range, or a container that cannot hold the audio (a rate Opus
+    or MP3 does not take, --float in FLAC ...). Called before anything loads (``mel`` None: what does not
+    depend on the vocoder's rate) and again once the vocoder is known (``mel``: its rate, and a note when
+    the output rate is below twice the mels' highest frequency, since resampling removes that band)."""
+    if out_sr is not None and not MIN_SAMPLE_RATE <= out_sr <= MAX_SAMPLE_RATE:
+        raise fail(f"--out-sr {out_sr}: give a rate from {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz")
+    sr = out_sr or (mel.sample_rate if mel is not None else None)
+    single = not batch and out != STDIO  # batches write OUT/ID.wav, stdout gets a WAV
+    problem = output_problem(out if single else "OUT.wav", sr, "FLOAT" if float_output else "PCM_16")
+    if problem is not None:
+        raise fail(f"{out}: {problem}" if single else problem)
+    if mel is None or sr is None or quiet:
+        return
+    top = mel.f_max if mel.f_max is not None else mel.sample_rate / 2
+    if sr < 2 * top:
+        say(
+            err_console,
+            ("note: ", "dim"),
+            (f"--out-sr {sr} keeps frequencies up to {sr / 2:g} Hz; the vocoder's mels describe up to {top:g} Hz "
+             f"(model rate {mel.sample_rate} Hz), so the band from {sr / 2:g} to {top:g} Hz is removed", "dim"),
+        )  # fmt: skip
+
+
 def _list_models() -> None:
-    table = Table("name", "description", "origin", title="acoustic models (--acoustic)")
-    for spec in available().values():
-        table.add_row(spec.name, spec.description, spec.origin)
-    for broken in plugins()[1]:
-        table.add_row(broken.name, f"[red]cannot load: {broken.error}[/]", broken.origin)
     from rich.console import Console
 
+    table = Table("name", "description", "origin", title="acoustic models (--acoustic)")
+    for spec in available().values():
+        table.add_row(cell(spec.name), cell(spec.description), cell(spec.origin))
+    for broken in plugins()[1]:
+        table.add_row(cell(broken.name), line((f"cannot load: {broken.error}", "red")), cell(broken.origin))
     console = Console()
-    (console if console.is_terminal else Console(width=240)).print(table)  # a pipe gets unwrapped rows
+    if not console.is_terminal:
+        console = Console(width=240)  # a pipe gets unwrapped rows
+    console.print(table)
+    try:
+        engine = Espeak()
+        names, variants = engine.voice_names(), sorted((v.file for v in engine.variants()), key=str.lower)
+    except VocoderError as exc:
+        say(console, "espeak voices: ", (f"unavailable ({exc})", "red"))
+        return
+    say(console, ("espeak voices", "bold"), f" (--acoustic-opt voice=NAME; {len(names)}): ", ", ".join(names))
+    say(console, ("espeak variants", "bold"), f" (voice=NAME+VARIANT; {len(variants)}): ", ", ".join(variants))
 
 
 def _render(report: TtsReport, acoustic: str, weights: str, device: str, quiet: bool) -> None:

@@ -15,6 +15,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
+from vocoder_cli.errors import ConfigError
 from vocoder_cli.mel import MelConfig
 
 
@@ -65,9 +66,26 @@ class LoadOptions:
 
 def check_options(model: str, options: dict[str, str], allowed: Sequence[str]) -> None:
     """Refuse --acoustic-opt keys a model does not know (a typo must not be silently ignored)."""
-    from vocoder_cli.errors import ConfigError
-
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         known = ", ".join(allowed) or "none"
         raise ConfigError(f"acoustic model {model!r} has no option {', '.join(unknown)} (its options: {known})")
+
+
+def int_option(
+    model: str, options: dict[str, str], key: str, default: int, bounds: tuple[int, int], unit: str = ""
+) -> int:
+    """``options[key]`` as an integer within ``bounds`` (inclusive), or ``default`` when absent; a
+    ConfigError naming the option and what it accepts otherwise."""
+    if key not in options:
+        return default
+    low, high = bounds
+    accepted = f"{key} takes an integer from {low} to {high}{f' ({unit})' if unit else ''}"
+    raw = options[key]
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{model}: --acoustic-opt {key}={raw!r} is not an integer; {accepted}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{model}: --acoustic-opt {key}={raw!r} is out of range; {accepted}")
+    return value

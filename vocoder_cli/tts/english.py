@@ -56,6 +56,19 @@ def _below_thousand(n: int) -> str:
     return " ".join(words)
 
 
+_MAX_DIGITS = 15  # up to the trillions: longer digit runs are read digit by digit (and never hit int()'s limit)
+
+
+def _digits(text: str) -> str:
+    """Digit by digit: "007" -> "zero zero seven"."""
+    return " ".join(_ONES[int(d)] for d in text)
+
+
+def _cardinal(text: str) -> str:
+    """Words for a run of digits of any length (a very long run is read digit by digit)."""
+    return _digits(text) if len(text) > _MAX_DIGITS else number_to_words(int(text))
+
+
 def number_to_words(n: int) -> str:
     """Cardinal words: 1234 -> "one thousand two hundred thirty-four"; digit by digit past trillions."""
     if n < 0:
@@ -99,8 +112,11 @@ def ordinal_to_words(n: int) -> str:
 
 
 def _money(match: re.Match[str], unit: str, sub_unit: str) -> str:
-    whole = int(match.group(1).replace(",", ""))
+    digits = match.group(1).replace(",", "")
     cents = int((match.group(2) or "0")[:2].ljust(2, "0"))
+    if len(digits) > _MAX_DIGITS:
+        return f"{_digits(digits)} {unit}s" + (f", {number_to_words(cents)} {sub_unit}s" if cents else "")
+    whole = int(digits)
     parts = []
     if whole or not cents:
         parts.append(f"{number_to_words(whole)} {unit}{'' if whole == 1 else 's'}")
@@ -111,15 +127,19 @@ def _money(match: re.Match[str], unit: str, sub_unit: str) -> str:
 
 def _decimal(match: re.Match[str]) -> str:
     whole, frac = match.group(1), match.group(2)
-    return f"{number_to_words(int(whole))} point {' '.join(_ONES[int(d)] for d in frac)}"
+    return f"{_cardinal(whole)} point {_digits(frac)}"
 
 
 def _integer(match: re.Match[str]) -> str:
     text = match.group(0)
     if len(text) > 1 and text.startswith("0"):
-        return " ".join(_ONES[int(d)] for d in text)  # "007": digits, not a number
-    n = int(text)
-    return year_to_words(n) if len(text) == 4 else number_to_words(n)
+        return _digits(text)  # "007": digits, not a number
+    return year_to_words(int(text)) if len(text) == 4 else _cardinal(text)
+
+
+def _ordinal(match: re.Match[str]) -> str:
+    digits = match.group(1)
+    return _digits(digits) if len(digits) > _MAX_DIGITS else ordinal_to_words(int(digits))
 
 
 def expand_numbers(text: str) -> str:
@@ -128,7 +148,7 @@ def expand_numbers(text: str) -> str:
     text = re.sub(r"\$(\d[\d,]*)(?:\.(\d+))?", lambda m: _money(m, "dollar", "cent"), text)
     text = re.sub("\u00a3" + r"(\d[\d,]*)(?:\.(\d+))?", lambda m: _money(m, "pound", "penny"), text)
     text = re.sub(r"(\d+)\.(\d+)", _decimal, text)
-    text = re.sub(r"(\d+)(?:st|nd|rd|th)\b", lambda m: ordinal_to_words(int(m.group(1))), text, flags=re.I)
+    text = re.sub(r"(\d+)(?:st|nd|rd|th)\b", _ordinal, text, flags=re.I)
     return re.sub(r"\d+", _integer, text)
 
 

@@ -31,6 +31,8 @@ class AcousticSpec:
     load: Callable[[LoadOptions], AcousticModel]
     needs_download: bool = False
     origin: str = "builtin"  # builtin | the entry point's "module:object"
+    # Checks --acoustic-opt values before anything loads (raises ConfigError); None: the factory checks them.
+    check_options: Callable[[dict[str, str]], object] | None = None
 
 
 def _load_espeak(options: LoadOptions) -> AcousticModel:
@@ -45,12 +47,25 @@ def _load_tacotron2_lj(options: LoadOptions) -> AcousticModel:
     return tacotron2_lj.load(options)
 
 
+def _check_espeak(options: dict[str, str]) -> object:
+    from vocoder_cli.tts import espeak
+
+    return espeak.parse_options(options)
+
+
+def _check_tacotron2_lj(options: dict[str, str]) -> object:
+    from vocoder_cli.tts import tacotron2_lj
+
+    return tacotron2_lj.parse_options(options)
+
+
 BUILTIN: tuple[AcousticSpec, ...] = (
     AcousticSpec(
         "espeak",
         "eSpeak NG formant synthesis (offline, no download; intelligible, robotic), "
         "turned into the vocoder's mels by our mel frontend. Options: voice, rate, pitch",
         _load_espeak,
+        check_options=_check_espeak,
     ),
     AcousticSpec(
         "tacotron2-lj",
@@ -58,6 +73,7 @@ BUILTIN: tuple[AcousticSpec, ...] = (
         "no published sha256). Options: max_steps, max_chars",
         _load_tacotron2_lj,
         needs_download=True,
+        check_options=_check_tacotron2_lj,
     ),
 )
 
@@ -92,7 +108,9 @@ def plugins() -> tuple[list[AcousticSpec], list[BrokenPlugin]]:
         except Exception as exc:  # noqa: BLE001 (a broken plug-in must not break the CLI)
             broken.append(BrokenPlugin(ep.name, ep.value, f"{exc.__class__.__name__}: {exc}"))
         else:
-            good.append(AcousticSpec(ep.name, spec.description, spec.load, spec.needs_download, ep.value))
+            good.append(
+                AcousticSpec(ep.name, spec.description, spec.load, spec.needs_download, ep.value, spec.check_options)
+            )
     return good, broken
 
 
@@ -109,6 +127,13 @@ def get_spec(name: str) -> AcousticSpec:
         if broken.name == name:
             raise ConfigError(f"acoustic model {name!r} ({broken.origin}) cannot be loaded: {broken.error}")
     raise ConfigError(f"unknown acoustic model {name!r}; known: {', '.join(specs)}")
+
+
+def check_acoustic_options(name: str, options: dict[str, str]) -> None:
+    """Refuse an unknown model, or options it does not accept, before anything loads (ConfigError)."""
+    spec = get_spec(name)
+    if spec.check_options is not None:
+        spec.check_options(options)
 
 
 def load_acoustic(name: str, options: LoadOptions) -> AcousticModel:

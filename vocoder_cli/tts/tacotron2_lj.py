@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from vocoder_cli.errors import ConfigError, TextError, WeightsError
+from vocoder_cli.errors import DownloadError, TextError, WeightsError
 from vocoder_cli.mel import MelConfig
-from vocoder_cli.tts.base import AcousticOutput, LoadOptions, PreparedText, check_options
+from vocoder_cli.tts.base import AcousticOutput, LoadOptions, PreparedText, check_options, int_option
 from vocoder_cli.tts.english import normalize_english
 from vocoder_cli.tts.tacotron2 import Tacotron2, Tacotron2Config
 
@@ -32,7 +32,10 @@ _SILENT = frozenset('"\u201c\u201d\u201e\u00ab\u00bb`')
 # torchaudio's MelSpectrogram (center=True, reflect padding) computes |STFT| with no epsilon.
 MEL_CONFIG = MelConfig(center=True, mag_eps=0.0)
 MAX_CHARS = 200  # LJSpeech's longest normalised transcripts are ~190 characters
+MAX_STEPS = 2000  # decoder frames: 23.2 s
 OPTIONS = ("max_steps", "max_chars")
+MAX_STEPS_RANGE = (1, 20000)  # 20000 frames = 232 s: a guard, not a length anyone speaks in one go
+MAX_CHARS_RANGE = (20, 1000)  # below ~20 characters splitting cuts words; LJSpeech's longest are ~190
 
 
 def encode(text: str) -> list[int]:
@@ -140,7 +143,15 @@ def weights_path(options: LoadOptions) -> Path:
     plan = plan_pull(name, verify=options.verify)
     if options.notify is not None:
         options.notify(plan.describe())
-    return pull_weights(plan, options.progress)
+    try:
+        return pull_weights(plan, options.progress)
+    except DownloadError as exc:
+        file = (plan.url or WEIGHTS_URL).rsplit("/", 1)[-1]
+        raise DownloadError(
+            f"{exc}. Without access to that host: download {file} on another machine and pass "
+            f"--acoustic-weights PATH, or fetch it from a mirror once with "
+            f"`vocoder weights pull {name} --no-verify --url MIRROR_URL`"
+        ) from exc
 
 
 class Tacotron2LJ:
@@ -150,7 +161,7 @@ class Tacotron2LJ:
     mel_config = MEL_CONFIG
 
     def __init__(
-        self, net: Tacotron2, device: str = "cpu", seed: int = 0, max_steps: int = 2000, max_chars: int = MAX_CHARS
+        self, net: Tacotron2, device: str = "cpu", seed: int = 0, max_steps: int = MAX_STEPS, max_chars: int = MAX_CHARS
     ) -> None:
         self.net = net.to(device).eval()
         self.device = torch.device(device)
@@ -175,15 +186,16 @@ class Tacotron2LJ:
         return [AcousticOutput(m.float().cpu(), not s) for m, s in zip(mels, stopped)]
 
 
+def parse_options(options: dict[str, str]) -> tuple[int, int]:
+    """``(max_steps, max_chars)`` from ``--acoustic-opt``, checked (a ConfigError names the option)."""
+    check_options(NAME, options, OPTIONS)
+    max_steps = int_option(NAME, options, "max_steps", MAX_STEPS, MAX_STEPS_RANGE, "decoder frames, 86 a second")
+    max_chars = int_option(NAME, options, "max_chars", MAX_CHARS, MAX_CHARS_RANGE, "characters per utterance")
+    return max_steps, max_chars
+
+
 def load(options: LoadOptions) -> Tacotron2LJ:
-    check_options(NAME, options.options, OPTIONS)
-    try:
-        max_steps = int(options.options.get("max_steps", 2000))
-        max_chars = int(options.options.get("max_chars", MAX_CHARS))
-    except ValueError as exc:
-        raise ConfigError(f"{NAME}: max_steps and max_chars must be integers ({exc})") from None
-    if max_steps < 1 or max_chars < 1:
-        raise ConfigError(f"{NAME}: max_steps and max_chars must be positive")
+    max_steps, max_chars = parse_options(options.options)
     path = weights_path(options)
     net = build_network(load_state_dict(path), str(path))
     return Tacotron2LJ(net, options.device, options.seed, max_steps, max_chars)
