@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Optional
 
@@ -10,6 +9,7 @@ import torch
 import typer
 from rich.table import Table
 
+from vocoder_cli.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 from vocoder_cli.cli.common import (
     BACKEND_HELP,
     EXIT_PARTIAL_FAILURE,
@@ -25,6 +25,7 @@ from vocoder_cli.cli.common import (
     resolve_device,
     user_errors,
 )
+from vocoder_cli.cli.stdio import read_stdin, require_stdout, write_stdout
 from vocoder_cli.inference import EngineOptions, Synthesizer, load_vocoder
 from vocoder_cli.tts.base import LoadOptions
 from vocoder_cli.tts.mels import bridge
@@ -88,7 +89,9 @@ def tts(
     backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
     precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Skip items whose output already exists."),
-    out_sr: Optional[int] = typer.Option(None, "--out-sr", help="Resample the output to this rate (Hz)."),
+    out_sr: Optional[int] = typer.Option(
+        None, "--out-sr", min=MIN_SAMPLE_RATE, max=MAX_SAMPLE_RATE, help="Resample the output to this rate (Hz)."
+    ),
     float_output: bool = typer.Option(False, "--float", help="Write 32-bit float WAV instead of 16-bit PCM."),
     list_models: bool = typer.Option(False, "--list", help="List the acoustic models and exit."),
     quiet: bool = typer.Option(
@@ -109,6 +112,8 @@ def tts(
         _list_models()
         return
     items, out, batch = _inputs(args or [], output, directory, texts)
+    if out == STDIO:
+        require_stdout()  # a closed stdout is refused before any work
     if too_long not in ("split", "refuse"):
         raise fail("--too-long must be split or refuse")
     options = _parse_options(acoustic_opt or [])
@@ -151,8 +156,7 @@ def tts(
         progress_task = bar.add_task("tts", total=len(jobs))
         report, payload = runner.run(jobs, on_done=lambda _job: bar.advance(progress_task))
     if payload is not None:
-        sys.stdout.buffer.write(payload)
-        sys.stdout.buffer.flush()
+        write_stdout(payload)
     _render(report, model.name, vocoder.name, device, quiet)
     if report.failures:
         raise typer.Exit(EXIT_PARTIAL_FAILURE)
@@ -174,7 +178,7 @@ def _inputs(
             if directory is not None:
                 items = items_from_dir(directory)
             else:
-                data = sys.stdin.buffer.read() if texts == STDIO else _read_bytes(texts or "")
+                data = read_stdin() if texts == STDIO else _read_bytes(texts or "")
                 items = items_from_lines(data, "<stdin>" if texts == STDIO else str(texts))
         if not items:
             raise fail(f"{texts}: no id|text lines found")
@@ -188,7 +192,7 @@ def _inputs(
         raise fail("give an output: -o out.wav, or -o - for a WAV on stdout")
     if args[0] == STDIO:
         try:
-            return [TextItem(SINGLE_ID, decode_text(sys.stdin.buffer.read()), "<stdin>")], out, False
+            return [TextItem(SINGLE_ID, decode_text(read_stdin()), "<stdin>")], out, False
         except UnicodeDecodeError as exc:
             raise fail(f"<stdin>: not UTF-8 text ({exc.reason})") from None
     return [TextItem(SINGLE_ID, args[0], "<argument>")], out, False
