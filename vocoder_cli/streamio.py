@@ -105,6 +105,10 @@ class PcmDecoder:
     def _convert(self, data: bytes) -> np.ndarray:
         if not data:
             return np.zeros(0, dtype=np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):  # NaN/inf float input: refused by the resynthesiser
+            return self._to_mono(data)
+
+    def _to_mono(self, data: bytes) -> np.ndarray:
         if self.fmt.encoding == S24:
             raw = np.frombuffer(data, dtype=np.uint8).reshape(-1, 3).astype(np.int32)
             ints = (raw[:, 0] | (raw[:, 1] << 8) | (raw[:, 2] << 16)) << 8  # sign-extend via the top byte
