@@ -313,13 +313,13 @@ def test_header_bytes_are_capped() -> None:
 
     decoder = WavStreamDecoder()
     data = junk_wav(MAX_HEADER_BYTES // 65544 + 1, chunk_body=65536)
-    with pytest.raises(AudioError, match=f"WAV header too long: chunk b'JUNK' of 65536 bytes would put the audio "
+    with pytest.raises(AudioError, match=f"WAV header too long: chunk 'JUNK' of 65536 bytes would put the audio "
                                          f"data beyond the first {MAX_HEADER_BYTES} bytes"):
         for i in range(0, len(data), 65536):
             decoder.decode(data[i : i + 65536])
     assert decoder.header_bytes <= MAX_HEADER_BYTES and decoder.buffered <= 26
     huge = WavStreamDecoder()
-    with pytest.raises(AudioError, match="chunk b'LIST' of 4294967295 bytes"):
+    with pytest.raises(AudioError, match="chunk 'LIST' of 4294967295 bytes"):
         huge.decode(b"RIFF\xff\xff\xff\xffWAVELIST\xff\xff\xff\xff")
     assert huge.header_bytes == 20
 

@@ -245,9 +245,10 @@ class WavStreamDecoder:
                 return
             padded = size + (size & 1)  # chunks are padded to even sizes
             if self.header_bytes + padded > MAX_HEADER_BYTES:
+                chunk = kind.decode("latin-1")
                 raise AudioError(
-                    self.name, f"WAV header too long: chunk {kind!r} of {size} bytes would put the audio "
-                               f"data beyond the first {MAX_HEADER_BYTES} bytes (the most a streamed header may hold)")
+                    self.name, f"WAV header too long: chunk {chunk!r} of {size} bytes would put the audio data beyond "
+                               f"the first {MAX_HEADER_BYTES} bytes (the most a streamed header may hold)")
             keep = min(size, _FMT_KEEP if kind == b"fmt " else _DS64_KEEP if kind == b"ds64" else 0)
             if keep:
                 self._kind, self._need, self._after_body = kind, keep, padded - keep
