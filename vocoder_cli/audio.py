@@ -67,12 +67,6 @@ def rate_problem(rate: int) -> str | None:
     return f"sample rate {rate} Hz is outside the supported range {RATE_RANGE}"
 
 
-def check_rate(rate: int, name: str | Path | None) -> None:
-    """Raise :class:`AudioError` naming ``name`` when ``rate`` is out of range (see :func:`rate_problem`)."""
-    if problem := rate_problem(rate):
-        raise AudioError(name, f"the header's {problem}")
-
-
 def header_problem(rate: int, frames: int, channels: int, size: int | None) -> str | None:
     """Why a decoder must not trust these header values, or None: a rate out of range, or more samples
     than ``size`` bytes of file can hold (MAX_SAMPLES_PER_BYTE). Checked before a sample is decoded."""

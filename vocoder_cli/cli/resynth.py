@@ -24,7 +24,7 @@ from vocoder_cli.cli.common import (
     resolve_device,
     user_errors,
 )
-from vocoder_cli.cli.stdio import read_stdin, require_stdin, require_stdout, write_stdout
+from vocoder_cli.cli.stdio import read_stdin, read_stdin_lines, require_stdin, require_stdout, write_stdout
 from vocoder_cli.inference import EngineOptions, Synthesizer, load_vocoder
 from vocoder_cli.resynthesis import STDIO, Report, ResynthOptions, Resynthesizer, plan_jobs, read_file_list
 from vocoder_cli.weights.registry import DEFAULT_ALIAS
@@ -86,7 +86,7 @@ def resynth(
     stdout = require_stdout() if output == STDIO else None  # a closed stdout is refused before any work
     stdin_bytes = None
     if files_from == STDIO:
-        inputs += read_file_list(read_stdin().decode("utf-8", "surrogateescape").splitlines())
+        inputs += read_file_list(read_stdin_lines())
     elif files_from is not None:
         with open(files_from, encoding="utf-8") as source:
             inputs += read_file_list(source)

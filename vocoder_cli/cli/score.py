@@ -19,7 +19,7 @@ from rich.table import Table
 
 from vocoder_cli.audio import atomic_write_bytes
 from vocoder_cli.cli.common import EXIT_PARTIAL_FAILURE, err_console, fail, progress_bar, resolve_device, user_errors
-from vocoder_cli.cli.stdio import read_stdin, require_stdout, write_stdout
+from vocoder_cli.cli.stdio import read_stdin_lines, require_stdout, write_stdout
 from vocoder_cli.metrics import Metric, Pair, ScoreRun, pair_paths, parse_metrics, parse_pairs, score_pairs
 from vocoder_cli.metrics.registry import apply_rates, for_unaligned_pairs, usable_metrics
 from vocoder_cli.metrics.report import RENDERERS, summary_rows
@@ -40,7 +40,7 @@ def _pairs(paths: list[Path], pairs_file: Optional[str]) -> tuple[list[Pair], bo
         if paths:
             raise fail("give either REF GEN paths or --pairs, not both")
         if pairs_file == "-":
-            pairs = parse_pairs(read_stdin().decode("utf-8", "surrogateescape").splitlines(), "<stdin>")
+            pairs = parse_pairs(read_stdin_lines(), "<stdin>")
         else:
             try:
                 text = Path(pairs_file).read_text(encoding="utf-8")
