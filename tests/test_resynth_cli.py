@@ -13,7 +13,6 @@ import torch
 from typer.testing import CliRunner
 
 from tests.helpers import tiny_weights, tone, write
-from vocoder_cli.audio import save_audio
 from vocoder_cli.cli.app import app
 from vocoder_cli.inference import load_vocoder
 from vocoder_cli.mel import MelConfig, MelSpectrogram

@@ -282,6 +282,72 @@ def test_streaming_header_is_read_back_by_the_stdlib_and_ourselves() -> None:
     assert decoder.decode(floats).tolist() == [1, 1, 1]
 
 
+def junk_wav(chunks: int, chunk_body: int = 2, rate: int = 16000, pcm: bytes = b"\x01\x00" * 10) -> bytes:
+    """A PCM WAV with ``chunks`` JUNK chunks of ``chunk_body`` bytes before its fmt chunk."""
+    junk = (b"JUNK" + struct.pack("<I", chunk_body) + b"j" * chunk_body + b"\0" * (chunk_body & 1)) * chunks
+    fmt = struct.pack("<HHIIHH", 1, 1, rate, rate * 2, 2, 16)
+    body = b"WAVE" + junk + b"fmt " + struct.pack("<I", 16) + fmt + b"data" + struct.pack("<I", len(pcm)) + pcm
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def test_header_parsing_is_linear_and_keeps_nothing_it_skips() -> None:
+    """200,000 small chunks (2 MB) before the fmt chunk, delivered 5 bytes at a time: the decoder never holds
+    more than the 26 bytes of one header field (before: it kept the whole header and re-parsed it on every
+    read, quadratic: 6.4 MB took 23 s), and every byte is counted once."""
+    data = junk_wav(200_000)
+    decoder = WavStreamDecoder()
+    most, out = 0, []
+    for i in range(0, len(data), 5):
+        out.append(decoder.decode(data[i : i + 5]))
+        most = max(most, decoder.buffered)
+    assert most <= 26
+    assert decoder.header_bytes == len(data) - 20 and decoder.bytes_in == len(data)
+    np.testing.assert_array_equal(np.concatenate(out), np.full(10, 1 / 32768))
+    assert decoder.format is not None and decoder.format.rate == 16000
+
+
+def test_header_bytes_are_capped() -> None:
+    """Junk past MAX_HEADER_BYTES before the data is an error (at the chunk that would cross it), and a chunk
+    that declares a size beyond the cap is refused from its header, before its body is read."""
+    from vocoder_cli.streamio import MAX_HEADER_BYTES
+
+    decoder = WavStreamDecoder()
+    data = junk_wav(MAX_HEADER_BYTES // 65544 + 1, chunk_body=65536)
+    with pytest.raises(AudioError, match=f"WAV header too long: chunk 'JUNK' of 65536 bytes would put the audio "
+                                         f"data beyond the first {MAX_HEADER_BYTES} bytes"):
+        for i in range(0, len(data), 65536):
+            decoder.decode(data[i : i + 65536])
+    assert decoder.header_bytes <= MAX_HEADER_BYTES and decoder.buffered <= 26
+    huge = WavStreamDecoder()
+    with pytest.raises(AudioError, match="chunk 'LIST' of 4294967295 bytes"):
+        huge.decode(b"RIFF\xff\xff\xff\xffWAVELIST\xff\xff\xff\xff")
+    assert huge.header_bytes == 20
+
+
+@pytest.mark.parametrize("rate", [0, 1, 999, 768_001, 4_000_000_000])
+def test_stream_header_rate_out_of_range(rate: int) -> None:
+    header = sox_style_header(16000, 0)
+    header = header[:24] + struct.pack("<I", rate) + header[28:]  # the fmt chunk's rate field
+    with pytest.raises(AudioError, match=f"the header's sample rate {rate} Hz is outside the supported range "
+                                         "1000..768000 Hz"):
+        WavStreamDecoder().decode(header + b"\0" * 100)
+
+
+def test_cut_stream_reports_its_shortfall() -> None:
+    """A header that promises 1000 frames (stereo, 4 bytes each) over a stream that ends after 300."""
+    fmt = struct.pack("<HHIIHH", 1, 2, 16000, 64000, 4, 16)
+    header = b"RIFF" + struct.pack("<I", 4036) + b"WAVEfmt " + struct.pack("<I", 16) + fmt + b"data"
+    decoder = WavStreamDecoder()
+    out = decoder.decode(header + struct.pack("<I", 4000) + b"\0\1" * 600 + b"\7")
+    decoder.finish()
+    assert out.size == 300 and decoder.leftover == 1
+    short = decoder.shortfall
+    assert short is not None and (short.declared, short.held, short.unit) == (1000, 300, "samples")
+    whole = WavStreamDecoder()
+    whole.decode(header + struct.pack("<I", 4000) + b"\0" * 4000)
+    assert whole.shortfall is None
+
+
 # ---------------------------------------------------------------------------------------------- CLI
 
 
@@ -409,6 +475,34 @@ def test_cli_stream_usage(weights: Path, tmp_path: Path) -> None:
     assert result.exit_code == 2 and "--stream reads audio from stdin" in result.output
     result = runner.invoke(app, ["resynth", "-", "-", "--raw-format", "s16le:8000", "-w", str(weights)])
     assert result.exit_code == 2 and "need --stream" in result.output
+
+
+def test_cli_cut_stream_warns_like_offline_and_exits_1_after_all_output(weights: Path, tmp_path: Path) -> None:
+    """A WAV cut at 0.7 of its data (a writer killed mid-way): everything there is comes out, vocoded as offline
+    vocodes the same cut file; then the offline warning (for the stream) and exit 1 (before: exit 0, silent)."""
+    from vocoder_cli.audio import read_audio
+
+    full = wav_bytes(speechlike(1.0, seed=8)[:16000], 16000)  # 1 s at 16 kHz
+    cut = full[: 44 + int(0.7 * (len(full) - 44)) // 2 * 2]
+    (tmp_path / "cut.wav").write_bytes(cut)
+    offline = read_audio(tmp_path / "cut.wav")
+    assert len(offline.warnings) == 1 and "the file holds 11200" in offline.warnings[0]
+    done = subprocess.run(cli(weights), input=cut, capture_output=True, env=env(), timeout=120)
+    assert done.returncode == 1, done.stderr.decode()
+    stderr = " ".join(done.stderr.decode().split())
+    assert ("warning <stdin>: " + offline.warnings[0].replace("the file holds", "the stream holds")) in stderr
+    assert "streamed " in stderr and "Traceback" not in stderr  # the summary: all output was written first
+    expected = offline_pcm(weights, resample(offline.wav, 16000, SR))
+    out = decode_output(done.stdout)
+    assert out.shape == expected.shape and np.abs(out - expected).max() <= 1.5 / 32767 + 1e-4
+
+
+def test_cli_stream_refuses_a_bad_header_rate_before_any_output(weights: Path) -> None:
+    bad = bytearray(wav_bytes(speechlike(0.2)))
+    bad[24:28] = struct.pack("<I", 1)  # 1 Hz: the streaming resampler would grow without bound
+    done = subprocess.run(cli(weights, "-q"), input=bytes(bad), capture_output=True, env=env(), timeout=120)
+    assert done.returncode == 1 and done.stdout == b""
+    assert b"error: <stdin>: the header's sample rate 1 Hz is outside the supported range" in done.stderr
 
 
 # ---------------------------------------------------------------------------------------------- data

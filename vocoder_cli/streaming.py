@@ -31,6 +31,7 @@ import numpy as np
 import soxr
 import torch
 
+from vocoder_cli.audio import rate_problem
 from vocoder_cli.errors import AudioError, ConfigError
 from vocoder_cli.inference import Synthesizer, receptive_field_frames
 from vocoder_cli.mel import MelSpectrogram
@@ -230,6 +231,11 @@ class StreamingResynthesizer:
         cfg = synth.vocoder.mel
         self.synth, self.name, self.model_rate = synth, name, cfg.sample_rate
         self.in_rate, self.out_rate = in_rate or cfg.sample_rate, out_rate or cfg.sample_rate
+        # The rates size the streaming resamplers' buffers: a header's 1 Hz would grow them without bound.
+        if problem := rate_problem(self.in_rate):
+            raise AudioError(name, f"input {problem}")
+        if problem := rate_problem(self.out_rate):
+            raise ConfigError(f"output {problem}")
         exact = exact_lookahead_frames(synth)
         lookahead = (
             exact if options.lookahead_ms is None else ms_to_frames(options.lookahead_ms, cfg.sample_rate, cfg.hop_length)

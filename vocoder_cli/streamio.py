@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
-from vocoder_cli.audio import to_pcm16
+from vocoder_cli.audio import RATE_RANGE, WavShortfall, rate_problem, to_pcm16
 from vocoder_cli.errors import AudioError, ConfigError
 
 if TYPE_CHECKING:
@@ -76,8 +76,8 @@ def parse_raw_format(text: str) -> PcmFormat:
         rate, channels = int(parts[1]), int(parts[2]) if len(parts) == 3 else 1
     except ValueError:
         raise ConfigError(f"--raw-format {text!r}: rate and channels must be integers ({RAW_FORMAT_SYNTAX})") from None
-    if rate <= 0 or not 1 <= channels <= 64:
-        raise ConfigError(f"--raw-format {text!r}: rate must be > 0 and channels 1..64")
+    if rate_problem(rate) or not 1 <= channels <= 64:
+        raise ConfigError(f"--raw-format {text!r}: rate must be in {RATE_RANGE} and channels 1..64")
     return PcmFormat(encoding, rate, channels)
 
 
@@ -105,6 +105,10 @@ class PcmDecoder:
     def _convert(self, data: bytes) -> np.ndarray:
         if not data:
             return np.zeros(0, dtype=np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):  # NaN/inf float input: refused by the resynthesiser
+            return self._to_mono(data)
+
+    def _to_mono(self, data: bytes) -> np.ndarray:
         if self.fmt.encoding == S24:
             raw = np.frombuffer(data, dtype=np.uint8).reshape(-1, 3).astype(np.int32)
             ints = (raw[:, 0] | (raw[:, 1] << 8) | (raw[:, 2] << 16)) << 8  # sign-extend via the top byte
@@ -129,27 +133,48 @@ def _wav_encoding(tag: int, bits: int, name: str) -> str:
                            f"stream PCM 8/16/24/32-bit or float 32/64-bit, or use --raw-format")
 
 
+# Everything a streamed WAV may hold before its audio data (RIFF header, fmt, and chunks we skip: LIST, JUNK,
+# bext, id3 with cover art...). The parser keeps none of the skipped bytes, so memory does not grow with
+# them; the cap bounds the time spent before the first sample and stops a stream of junk.
+MAX_HEADER_BYTES = 16 << 20
+_FMT_KEEP, _DS64_KEEP = 26, 16  # bytes of the fmt (through the extensible sub-format tag) and ds64 chunks we read
+
+
 class WavStreamDecoder:
     """A WAV byte stream in any pieces -> mono float32 samples, as soon as the header is complete.
 
     RIFF and RF64 headers, PCM / IEEE-float / extensible formats, chunks before ``data`` (LIST, fact,
     JUNK) are skipped. A data size of 0 or 0xFFFFFFFF (or sox's 0x7FFFF000) means "unknown": read to the
-    end of the stream; a real size stops decoding there (trailing chunks are ignored).
+    end of the stream; a real size stops decoding there (trailing chunks are ignored), and a stream that
+    ends before it is reported by :attr:`shortfall`.
+
+    The header is parsed as a state machine over the bytes as they arrive: each byte is looked at once,
+    at most :data:`_FMT_KEEP` bytes are buffered (:attr:`buffered`), skipped chunks are counted, not kept,
+    and everything before the audio data is capped at :data:`MAX_HEADER_BYTES`.
     """
 
     def __init__(self, name: str = "<stdin>") -> None:
         self.name = name
-        self.header = b""
         self.format: PcmFormat | None = None
         self.pcm: PcmDecoder | None = None
         self.remaining: int | None = None  # data bytes still expected; None = unknown (to the end)
+        self.declared: int | None = None  # the data chunk's size in bytes, when the header gives one
         self.bytes_in = 0
+        self.header_bytes = 0  # bytes consumed before the audio data
+        self._buf = bytearray()  # the bytes of the current header field (at most _FMT_KEEP)
+        self._need = 12  # bytes to collect into _buf before the next step
+        self._skip = 0  # bytes of the current chunk still to drop
+        self._after_body = 0  # what to drop after a kept chunk body (its rest and pad byte)
+        self._kind = b""  # the chunk whose body _buf collects
+        self._riff = False  # the 12-byte RIFF/RF64 header has been read
+        self._rf64 = False
+        self._fmt: PcmFormat | None = None
+        self._data64: int | None = None
 
     def decode(self, data: bytes) -> np.ndarray:
         self.bytes_in += len(data)
         if self.pcm is None:
-            self.header += data
-            data = self._parse_header()
+            data = self._feed_header(data)
             if self.pcm is None:
                 return np.zeros(0, dtype=np.float32)
         if self.remaining is not None:
@@ -167,38 +192,77 @@ class WavStreamDecoder:
     def leftover(self) -> int:
         return self.pcm.leftover if self.pcm else 0
 
-    def _parse_header(self) -> bytes:
-        """Consume the header once the whole of it is buffered; returns the data bytes after it."""
-        head = self.header
-        if len(head) < 12:
-            return b""
-        if head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
-            raise AudioError(self.name, "not a WAV stream (no RIFF/WAVE header); for raw PCM give --raw-format "
-                                        + RAW_FORMAT_SYNTAX)
-        pos, fmt, data64 = 12, None, None
-        while True:
-            if len(head) < pos + 8:
+    @property
+    def buffered(self) -> int:
+        """Header bytes held while waiting for the rest of a field (bounded by :data:`_FMT_KEEP`)."""
+        return len(self._buf)
+
+    @property
+    def shortfall(self) -> WavShortfall | None:
+        """After the end of input: how many frames the header's data size promised and how many came,
+        or None when the stream held them all (or gave no size)."""
+        if self.declared is None or not self.remaining or self.format is None:
+            return None
+        frame = self.format.frame_bytes
+        return WavShortfall(self.declared // frame, (self.declared - self.remaining) // frame, "samples")
+
+    def _feed_header(self, data: bytes) -> bytes:
+        """Consume header bytes; returns the bytes after the data chunk's header (b"" until it is reached)."""
+        view, pos = memoryview(data), 0
+        while self.pcm is None:
+            if self._skip:
+                step = min(self._skip, len(view) - pos)
+                pos, self._skip, self.header_bytes = pos + step, self._skip - step, self.header_bytes + step
+                if self._skip:
+                    return b""
+                continue
+            step = min(self._need - len(self._buf), len(view) - pos)
+            self._buf += view[pos : pos + step]
+            pos, self.header_bytes = pos + step, self.header_bytes + step
+            if len(self._buf) < self._need:
                 return b""
-            kind, size = head[pos : pos + 4], struct.unpack("<I", head[pos + 4 : pos + 8])[0]
-            body = pos + 8
+            field, self._buf = bytes(self._buf), bytearray()
+            self._step(field)
+        return bytes(view[pos:])
+
+    def _step(self, field: bytes) -> None:
+        """One complete header field: the RIFF header, a chunk header, or the kept start of a chunk body."""
+        if self._kind:  # the start of a fmt or ds64 body
+            if self._kind == b"fmt ":
+                self._fmt = self._parse_fmt(field)
+            elif len(field) >= 16:
+                self._data64 = struct.unpack("<Q", field[8:16])[0]
+            self._kind, self._skip, self._need = b"", self._after_body, 8
+        elif not self._riff:  # the RIFF header
+            if field[:4] not in (b"RIFF", b"RF64") or field[8:12] != b"WAVE":
+                raise AudioError(self.name, "not a WAV stream (no RIFF/WAVE header); for raw PCM give --raw-format "
+                                            + RAW_FORMAT_SYNTAX)
+            self._riff, self._rf64, self._need = True, field[:4] == b"RF64", 8
+        else:  # a chunk header
+            kind, size = field[:4], struct.unpack("<I", field[4:8])[0]
             if kind == b"data":
-                if fmt is None:
-                    raise AudioError(self.name, "WAV stream has a data chunk before its fmt chunk")
-                declared = data64 if head[:4] == b"RF64" and size == 0xFFFFFFFF else size
-                unknown = declared in (None, 0, 0xFFFFFFFF, UNKNOWN_DATA_SIZE)
-                self.remaining = None if unknown else declared
-                self.format, self.pcm = fmt, PcmDecoder(fmt)
-                return head[body:]
-            if size > 1 << 20:
-                raise AudioError(self.name, f"WAV chunk {kind!r} of {size} bytes before the audio data")
-            if len(head) < body + size:
-                return b""  # wait for the whole chunk
-            chunk = head[body : body + size]
-            if kind == b"fmt ":
-                fmt = self._parse_fmt(chunk)
-            elif kind == b"ds64" and size >= 16:
-                data64 = struct.unpack("<Q", chunk[8:16])[0]
-            pos = body + size + (size & 1)  # chunks are padded to even sizes
+                self._start_data(size)
+                return
+            padded = size + (size & 1)  # chunks are padded to even sizes
+            if self.header_bytes + padded > MAX_HEADER_BYTES:
+                chunk = kind.decode("latin-1")
+                raise AudioError(
+                    self.name, f"WAV header too long: chunk {chunk!r} of {size} bytes would put the audio data beyond "
+                               f"the first {MAX_HEADER_BYTES} bytes (the most a streamed header may hold)")
+            keep = min(size, _FMT_KEEP if kind == b"fmt " else _DS64_KEEP if kind == b"ds64" else 0)
+            if keep:
+                self._kind, self._need, self._after_body = kind, keep, padded - keep
+            else:
+                self._skip, self._need = padded, 8
+
+    def _start_data(self, size: int) -> None:
+        if self._fmt is None:
+            raise AudioError(self.name, "WAV stream has a data chunk before its fmt chunk")
+        declared = self._data64 if self._rf64 and size == 0xFFFFFFFF else size
+        unknown = declared in (None, 0, 0xFFFFFFFF, UNKNOWN_DATA_SIZE)
+        self.declared = None if unknown else declared
+        self.remaining = self.declared
+        self.format, self.pcm = self._fmt, PcmDecoder(self._fmt)
 
     def _parse_fmt(self, chunk: bytes) -> PcmFormat:
         if len(chunk) < 16:
@@ -206,8 +270,10 @@ class WavStreamDecoder:
         tag, channels, rate, _, _, bits = struct.unpack("<HHIIHH", chunk[:16])
         if tag == _WAVE_FORMAT_EXTENSIBLE and len(chunk) >= 26:
             tag = struct.unpack("<H", chunk[24:26])[0]  # the first two bytes of the sub-format GUID
-        if channels < 1 or rate < 1:
-            raise AudioError(self.name, f"WAV header has {channels} channels at {rate} Hz")
+        if problem := rate_problem(rate):
+            raise AudioError(self.name, f"the header's {problem}")
+        if channels < 1:
+            raise AudioError(self.name, f"WAV header has {channels} channels")
         return PcmFormat(_wav_encoding(tag, bits, self.name), rate, channels)
 
 
@@ -232,6 +298,7 @@ class PumpReport:
     samples_in: int = 0  # decoded, at the input rate
     samples_out: int = 0
     leftover_bytes: int = 0  # an incomplete sample at the end of the input (ignored)
+    shortfall: WavShortfall | None = None  # the input ended before its WAV header's data size
     input_rate: int = 0
     wall_seconds: float = 0.0
     compute_seconds: float = 0.0  # in the vocoder (not waiting for input or writing)
@@ -260,8 +327,10 @@ def pump(
 
     ``make_resynth(input_rate)`` builds the resynthesiser once the input rate is known (from the
     WAV header, or at once for raw PCM). The output header is written with the first output bytes,
-    so an input that fails early leaves stdout empty. BrokenPipeError (the reader went away)
-    propagates to the caller.
+    so an input that fails early leaves stdout empty. An error reading the input is an AudioError; an
+    OSError writing the output (BrokenPipeError: the reader went away; ENOSPC, EIO) propagates to the
+    caller, which decides how to end. An input shorter than its WAV header says is still vocoded to its
+    end and reported in :attr:`PumpReport.shortfall`.
     """
     report = PumpReport()
     start = time.perf_counter()
@@ -278,8 +347,12 @@ def pump(
             output.flush()
         report.samples_out += samples.size
 
+    name = decoder.name if isinstance(decoder, WavStreamDecoder) else "<stdin>"
     while True:
-        data = read()
+        try:
+            data = read()
+        except OSError as exc:
+            raise AudioError(name, f"cannot read the input ({exc.strerror or exc})") from None
         if not data:
             break
         report.bytes_in += len(data)
@@ -298,6 +371,7 @@ def pump(
                 write(out)
     if isinstance(decoder, WavStreamDecoder):
         decoder.finish()
+        report.shortfall = decoder.shortfall
     report.leftover_bytes = decoder.leftover
     if resynth is None:
         raise AudioError("<stdin>", "zero-length signal (no samples)" if report.bytes_in else "empty input (0 bytes)")

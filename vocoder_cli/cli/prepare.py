@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from vocoder_cli.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 from vocoder_cli.cli.common import EXIT_PARTIAL_FAILURE, download_bar, err_console, progress_bar, user_errors
 from vocoder_cli.cli.display import say
 from vocoder_cli.cli.summary import counted
@@ -103,7 +104,10 @@ def ljspeech(
 def folder(
     source: Path = typer.Argument(..., help="Folder of audio files (searched recursively)."),
     out: Path = typer.Argument(..., help="Dataset folder to create."),
-    sample_rate: int = typer.Option(22050, "--sample-rate", "-r", help="Target rate (resampled copies are cached)."),
+    sample_rate: int = typer.Option(
+        22050, "--sample-rate", "-r", min=MIN_SAMPLE_RATE, max=MAX_SAMPLE_RATE,
+        help="Target rate (resampled copies are cached).",
+    ),
     segment: int = typer.Option(8192, "--segment", help="Training segment in samples: shorter clips are rejected."),
     transcripts: Path | None = typer.Option(
         None, "--transcripts", help="A 'id|text[|normalized]' file (LJSpeech metadata.csv style); .txt/.lab sidecars also work."

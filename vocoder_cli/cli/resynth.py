@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Optional
 
 import torch
 import typer
 
+from vocoder_cli.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 from vocoder_cli.cli.common import (
     BACKEND_HELP,
     EXIT_PARTIAL_FAILURE,
@@ -25,6 +25,7 @@ from vocoder_cli.cli.common import (
 )
 from vocoder_cli.audio import output_problem
 from vocoder_cli.cli.display import say
+from vocoder_cli.cli.stdio import read_stdin, read_stdin_lines, require_stdin, require_stdout, write_stdout
 from vocoder_cli.cli.summary import outcome_parts, row, timing
 from vocoder_cli.errors import AudioError
 from vocoder_cli.inference import EngineOptions, Synthesizer, load_vocoder
@@ -43,7 +44,9 @@ def resynth(
     weights: str = typer.Option(DEFAULT_ALIAS, "--weights", "-w", help=WEIGHTS_HELP),
     offline: bool = typer.Option(False, "--offline", help=OFFLINE_HELP),
     from_mels: bool = typer.Option(False, "--from-mels", help="Inputs are .npy/.pt log-mels, not audio."),
-    out_sr: Optional[int] = typer.Option(None, "--out-sr", help="Resample the output to this rate (Hz)."),
+    out_sr: Optional[int] = typer.Option(
+        None, "--out-sr", min=MIN_SAMPLE_RATE, max=MAX_SAMPLE_RATE, help="Resample the output to this rate (Hz)."
+    ),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Utterances per forward pass."),
     precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
@@ -91,15 +94,18 @@ def resynth(
     *inputs, output = paths
     if stream or raw_format or raw_output:
         _check_stream_usage(inputs, output, stream, files_from, from_mels)
+    stdout = require_stdout() if output == STDIO else None  # a closed stdout is refused before any work
     stdin_bytes = None
-    if files_from is not None:
-        source = sys.stdin if files_from == STDIO else open(files_from, encoding="utf-8")  # noqa: SIM115
-        with source:
+    if files_from == STDIO:
+        inputs += read_file_list(read_stdin_lines())
+    elif files_from is not None:
+        with open(files_from, encoding="utf-8") as source:
             inputs += read_file_list(source)
     elif STDIO in inputs and not stream:  # --stream reads stdin as it arrives instead
         if inputs != [STDIO]:
             raise fail("'-' (stdin) must be the only input")
-        stdin_bytes = sys.stdin.buffer.read()
+        stdin_bytes = read_stdin()
+    stdin = require_stdin() if stream else None
     if not inputs:
         raise fail("no inputs given")
     if threads:
@@ -119,9 +125,10 @@ def resynth(
     if stream:
         from vocoder_cli.cli.resynth_stream import run_stream
 
+        assert stdin is not None and stdout is not None
         run_stream(
-            synth, raw_format=raw_format, raw_output=raw_output, chunk_ms=chunk_ms, lookahead_ms=lookahead_ms,
-            out_sr=out_sr, float_output=float_output, quiet=quiet,
+            synth, stdin=stdin, stdout=stdout, raw_format=raw_format, raw_output=raw_output, chunk_ms=chunk_ms,
+            lookahead_ms=lookahead_ms, out_sr=out_sr, float_output=float_output, quiet=quiet,
         )
         return
     runner = Resynthesizer(
@@ -135,8 +142,7 @@ def resynth(
         task = progress.add_task("resynth", total=len(jobs))
         report, payload = runner.run(jobs, on_progress=lambda done: progress.update(task, completed=done))
     if payload is not None:
-        sys.stdout.buffer.write(payload)
-        sys.stdout.buffer.flush()
+        write_stdout(payload)
     _render(report, vocoder.name, f"{device} ({vocoder.backend})", quiet)
     if report.failures or report.refused:
         raise typer.Exit(EXIT_PARTIAL_FAILURE)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import io
-import os
-import sys
 from collections.abc import Callable
-from typing import Optional
+from typing import BinaryIO, Optional
 
 import typer
 
+from vocoder_cli.audio import truncation_warning
 from vocoder_cli.cli.common import EXIT_PARTIAL_FAILURE, err_console, fail, user_errors
+from vocoder_cli.cli.display import say
+from vocoder_cli.cli.stdio import stdout_failed
 from vocoder_cli.errors import AudioError
 from vocoder_cli.inference import Synthesizer
 from vocoder_cli.streaming import StreamingResynthesizer, StreamOptions
@@ -20,6 +21,8 @@ from vocoder_cli.streamio import PcmDecoder, WavStreamDecoder, parse_raw_format,
 def run_stream(
     synth: Synthesizer,
     *,
+    stdin: BinaryIO,
+    stdout: BinaryIO,
     raw_format: Optional[str],
     raw_output: bool,
     chunk_ms: float,
@@ -28,7 +31,10 @@ def run_stream(
     float_output: bool,
     quiet: bool,
 ) -> None:
-    """Pump stdin through a streaming resynthesiser to stdout; exit 0 when the reader closes the pipe."""
+    """Pump ``stdin`` through a streaming resynthesiser to ``stdout`` (both checked open by the caller).
+
+    Exit 0 when the reader closes the pipe; 1 (after all output is written) when the input ended before its
+    WAV header's data size; 1 with one line when stdout cannot take the bytes (a full disk)."""
     with user_errors():
         decoder = PcmDecoder(parse_raw_format(raw_format)) if raw_format else WavStreamDecoder("<stdin>")
     model_rate = synth.vocoder.mel.sample_rate
@@ -55,24 +61,24 @@ def run_stream(
 
     try:
         report = pump(
-            _stdin_reader(),
-            sys.stdout.buffer,
+            _reader(stdin),
+            stdout,
             decoder,
             make,
             float_output=float_output,
             wav_header=not raw_output,
             out_rate=out_rate,
         )
-    except BrokenPipeError:
-        _silence_stdout()  # the reader has what it wanted (e.g. `| head -c N`): not an error
-        raise typer.Exit(0) from None
     except AudioError as exc:
         raise fail(str(exc), EXIT_PARTIAL_FAILURE) from None
+    except OSError as exc:  # writing stdout: the reader went away (exit 0), or a full disk / EIO (exit 1)
+        raise stdout_failed(exc) from None
     if report.leftover_bytes:
-        err_console.print(
-            f"[yellow]warning[/] <stdin>: the input ended mid-sample; {report.leftover_bytes} trailing bytes ignored",
-            soft_wrap=True,
-        )
+        say(err_console, ("warning", "yellow"), f" <stdin>: the input ended mid-sample; {report.leftover_bytes} "
+            "trailing bytes ignored")
+    if report.shortfall is not None:
+        say(err_console, ("warning", "yellow"), " <stdin>: ",
+            truncation_warning(report.shortfall, report.input_rate, holder="stream"))
     if not quiet:
         seconds = report.samples_out / out_rate
         rtf = report.compute_seconds / seconds if seconds else float("nan")
@@ -81,20 +87,15 @@ def run_stream(
             f"{synth.vocoder.name} on {synth.device}",
             soft_wrap=True,
         )
+    if report.shortfall is not None:
+        raise typer.Exit(EXIT_PARTIAL_FAILURE)  # everything there is was written; the input was cut short
 
 
-def _stdin_reader() -> Callable[[], bytes]:
-    """Whatever stdin holds now, as soon as anything arrives (os.read on the pipe; read1 on an in-memory stdin)."""
-    stream = sys.stdin.buffer
+def _reader(stream: BinaryIO) -> Callable[[], bytes]:
+    """Whatever ``stream`` holds now, as soon as anything arrives (os.read on a pipe or file; read1 on an
+    in-memory stdin)."""
     try:
         fd = stream.fileno()
     except (OSError, io.UnsupportedOperation):
-        return lambda: stream.read1(1 << 16)
+        return lambda: stream.read1(1 << 16)  # type: ignore[attr-defined]
     return lambda: read_available(fd)
-
-
-def _silence_stdout() -> None:
-    """Point stdout at /dev/null so the interpreter's final flush cannot raise BrokenPipeError again."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import io
-import sys
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -20,6 +19,7 @@ from rich.table import Table
 
 from vocoder_cli.audio import atomic_write_bytes
 from vocoder_cli.cli.common import EXIT_PARTIAL_FAILURE, err_console, fail, progress_bar, resolve_device, user_errors
+from vocoder_cli.cli.stdio import read_stdin_lines, require_stdout, write_stdout
 from vocoder_cli.metrics import Metric, Pair, ScoreRun, pair_paths, parse_metrics, parse_pairs, score_pairs
 from vocoder_cli.metrics.registry import apply_rates, for_unaligned_pairs, usable_metrics
 from vocoder_cli.metrics.report import RENDERERS, summary_rows
@@ -40,7 +40,7 @@ def _pairs(paths: list[Path], pairs_file: Optional[str]) -> tuple[list[Pair], bo
         if paths:
             raise fail("give either REF GEN paths or --pairs, not both")
         if pairs_file == "-":
-            pairs = parse_pairs(sys.stdin, "<stdin>")
+            pairs = parse_pairs(read_stdin_lines(), "<stdin>")
         else:
             try:
                 text = Path(pairs_file).read_text(encoding="utf-8")
@@ -142,6 +142,8 @@ def score(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Score generated audio against references (PESQ, STOI, ...) or on its own (DNSMOS, WV-MOS, NISQA)."""
+    if output is None:
+        require_stdout()  # a closed stdout is refused before any work
     with user_errors():
         pairs, have_ref = _pairs(list(paths or []), pairs_file)
         chosen = _choose_metrics(metrics or ("pesq,stoi,estoi" if have_ref else "dnsmos"), have_ref, wvmos_ckpt)
@@ -175,13 +177,14 @@ def score(
         err_console.print(summary_table(run))
         err_console.print(f"wrote {output}")
     elif text is None:
-        stdout = Console()
+        terminal = Console()  # rendered as stdout's terminal would show it, written under the stdout rules
+        stdout = Console(file=io.StringIO(), force_terminal=terminal.is_terminal, width=terminal.width)
         if per_file:
             stdout.print(files_table(run))
         stdout.print(summary_table(run))
+        write_stdout(stdout.file.getvalue())  # type: ignore[attr-defined]
     else:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        write_stdout(text)
     for result in run.results:
         for warning in result.warnings:
             err_console.print(f"[yellow]warning:[/] {result.id}: {warning}", soft_wrap=True)

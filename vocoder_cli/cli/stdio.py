@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import errno
+import io
 import os
 import sys
 from typing import BinaryIO
@@ -41,6 +42,13 @@ def read_stdin() -> bytes:
         return require_stdin().read()
     except OSError as exc:
         raise fail(f"cannot read stdin: {exc.strerror or exc}", EXIT_PARTIAL_FAILURE) from None
+
+
+def read_stdin_lines() -> list[str]:
+    """All of stdin as lines of text (a list of paths or pairs): UTF-8, with bytes that are not UTF-8 kept
+    as ``os.fsdecode`` keeps them in file names; ``\n``, ``\r\n`` and ``\r`` end lines, as in text mode."""
+    text = read_stdin().decode("utf-8", "surrogateescape")
+    return io.StringIO(text, newline=None).read().split("\n")
 
 
 def write_stdout(payload: bytes | str) -> None:

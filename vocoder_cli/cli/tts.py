@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Optional
 
@@ -11,6 +10,7 @@ import torch
 import typer
 from rich.table import Table
 
+from vocoder_cli.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 from vocoder_cli.cli.common import (
     BACKEND_HELP,
     EXIT_PARTIAL_FAILURE,
@@ -28,7 +28,7 @@ from vocoder_cli.cli.common import (
 )
 from vocoder_cli.audio import output_problem
 from vocoder_cli.cli.display import cell, line, say
-from vocoder_cli.cli.stdio import read_stdin
+from vocoder_cli.cli.stdio import read_stdin, require_stdout, write_stdout
 from vocoder_cli.cli.summary import outcome_parts, row, timing
 from vocoder_cli.errors import TextError, VocoderError
 from vocoder_cli.inference import EngineOptions, Synthesizer, load_vocoder
@@ -50,8 +50,6 @@ from vocoder_cli.tts.texts import (
 from vocoder_cli.weights.registry import DEFAULT_ALIAS
 
 SINGLE_ID = "tts"
-# The sane range of output rates (the same bounds as audio.MIN_SAMPLE_RATE / MAX_SAMPLE_RATE).
-MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 768000
 
 
 def tts(
@@ -148,6 +146,8 @@ def tts(
         _list_models()
         return
     items, out, batch = _inputs(args or [], output, directory, texts, texts_format, quiet)
+    if out == STDIO:
+        require_stdout()  # a closed stdout is refused before any work
     if too_long not in ("split", "refuse"):
         raise fail("--too-long must be split or refuse")
     options = _parse_options(acoustic_opt or [], acoustic)
@@ -195,8 +195,7 @@ def tts(
         progress_task = bar.add_task("tts", total=len(jobs))
         report, payload = runner.run(jobs, on_progress=lambda done: bar.update(progress_task, completed=done))
     if payload is not None:
-        sys.stdout.buffer.write(payload)
-        sys.stdout.buffer.flush()
+        write_stdout(payload)
     _render(report, model.name, vocoder.name, device, quiet)
     if report.failures or report.refused:
         raise typer.Exit(EXIT_PARTIAL_FAILURE)

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from vocoder_cli.audio import resample, wav_truncation
+from vocoder_cli.audio import header_problem, rate_problem, resample, wav_rate, wav_truncation
+from vocoder_cli.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,10 @@ class ValidationRules:
     silence_dbfs: float = -60.0  # a peak below this is silence
     clip_level: float = 0.999  # |x| at or above this counts as a clipped sample
     max_clipped_fraction: float = 0.001  # more clipped samples than this share rejects the clip
+
+    def __post_init__(self) -> None:
+        if problem := rate_problem(self.sample_rate):
+            raise ConfigError(f"target {problem}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -43,7 +48,13 @@ def load_checked(path: Path, rules: ValidationRules) -> tuple[np.ndarray, int, b
     try:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+        rate = wav_rate(path)  # libsndfile refuses 0 Hz without saying why
+        if rate is not None and (problem := rate_problem(rate)):
+            raise ClipRejected(f"the header's {problem}") from None
         raise ClipRejected(f"unreadable ({exc})") from None
+    # The header's rate and length drive the decode and the resampling: checked before either.
+    if reason := header_problem(info.samplerate, info.frames, info.channels, path.stat().st_size):
+        raise ClipRejected(reason)
     if reason := wav_truncation(path):  # libsndfile would return the part that is there, without a word
         raise ClipRejected(reason)
     if info.channels < 1 or info.channels > rules.max_channels:

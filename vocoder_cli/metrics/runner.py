@@ -199,8 +199,18 @@ def _score_paired(
 def score_file(pair: Pair, metrics: Sequence[Metric], hop_seconds: float = HOP_SECONDS) -> FileResult:
     """All per-file (non-neural) metrics of one pair, each at its own declared rate (``metric.rate``).
 
-    Never raises for a bad file: a load failure, a silent or DC-only signal, a length mismatch, or any
-    exception a metric library raises becomes a reason in the row; only our own bugs propagate."""
+    Never raises for a bad file: a load failure, a silent or DC-only signal, a length mismatch, running
+    out of memory on this file, or any exception a metric library raises becomes a reason in the row;
+    only our own bugs propagate."""
+    try:
+        return _score_file(pair, metrics, hop_seconds)
+    except MemoryError:  # one huge file must not end the batch (in a pool worker it would end score_cpu)
+        result = FileResult(pair.id)
+        _fail(result, metrics, "out of memory scoring this file")
+        return result
+
+
+def _score_file(pair: Pair, metrics: Sequence[Metric], hop_seconds: float) -> FileResult:
     result = FileResult(pair.id)
     paired, free = [m for m in metrics if m.paired], [m for m in metrics if not m.paired]
     if paired and pair.ref is None and pair.gen is not None:  # the pairing problem first
@@ -345,8 +355,9 @@ def score_reference_free(
         try:
             wav, sr = _load_signal(pair.gen, "generated")
             ready.append((result, prepare(wav, sr)))
-        except MetricError as exc:
-            _fail(result, [metric], f"{metric.name}: {exc.reason}")
+        except (MetricError, MemoryError) as exc:
+            reason = exc.reason if isinstance(exc, MetricError) else "out of memory loading this file"
+            _fail(result, [metric], f"{metric.name}: {reason}")
             if on_done:
                 on_done(result)
     for start in range(0, len(ready), 64):
@@ -440,8 +451,9 @@ def score_pitch(
             if warning and warning not in result.warnings:
                 result.warnings.append(warning)
             ref, gen = align(ref, gen, ref_sr, hop_seconds)
-        except MetricError as exc:
-            _fail(result, [metric], f"pitch: {exc.reason}")
+        except (MetricError, MemoryError) as exc:
+            reason = exc.reason if isinstance(exc, MetricError) else "out of memory loading this pair"
+            _fail(result, [metric], f"pitch: {reason}")
         else:
             _run_metric(metric, result, ref, gen, ref_sr)
         if on_done:

@@ -1,7 +1,9 @@
 """Resumable, checksum-verified downloads (weights, LJSpeech), with a progress callback.
 
 A partial download lives at ``DEST.part`` and is continued with an HTTP Range request; the file
-gets its final name only after its sha256 matched. ``file://`` URLs work too (offline mirrors, tests).
+gets its final name only after its sha256 matched. With a known size (``max_bytes``) a server that
+announces or sends more is stopped there, so a wrong or hostile source cannot fill the disk.
+``file://`` URLs work too (offline mirrors, tests).
 """
 
 from __future__ import annotations
@@ -60,12 +62,14 @@ def download_file(
     *,
     progress: ProgressCallback | None = None,
     timeout: float = 60.0,
+    max_bytes: int | None = None,
 ) -> Path:
     """Fetch ``url`` to ``dest``, resuming ``dest.part``; verify ``sha256`` before the final rename.
 
     A checksum mismatch deletes the partial file (a resume cannot fix corrupt bytes) and raises.
     An existing ``dest`` with the right checksum (or any existing ``dest`` when ``sha256`` is None)
-    is returned without network access.
+    is returned without network access. ``max_bytes`` (the file's known size): a larger Content-Length
+    is refused before reading, and the transfer stops one byte past it; the partial file is deleted.
     """
     dest = Path(dest)
     if dest.exists() and (sha256 is None or sha256_of(dest) == sha256.lower()):
@@ -73,6 +77,9 @@ def download_file(
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     start = part.stat().st_size if part.exists() else 0
+    if max_bytes is not None and start > max_bytes:  # a partial file longer than the whole: start over
+        part.unlink()
+        start = 0
     try:
         response, total, resumed = _open(url, start, timeout)
     except urllib.error.HTTPError as exc:
@@ -84,15 +91,25 @@ def download_file(
     if not resumed:
         start = 0
     done = start
+    if max_bytes is not None and total is not None and total > max_bytes:
+        response.close()  # type: ignore[attr-defined]
+        part.unlink(missing_ok=True)
+        raise DownloadError(f"{url} announces {total} bytes, more than the {max_bytes} expected; refused")
+    step = (lambda: CHUNK) if max_bytes is None else (lambda: min(CHUNK, max_bytes - done + 1))  # 1 byte past tells
     try:
         with response, open(part, "ab" if resumed else "wb") as out:  # type: ignore[attr-defined]
             if progress:
                 progress(done, total)
-            while block := response.read(CHUNK):  # type: ignore[attr-defined]
+            while block := response.read(step()):  # type: ignore[attr-defined]
+                if max_bytes is not None and done + len(block) > max_bytes:
+                    raise DownloadError(f"{url} sent more than the {max_bytes} bytes expected; stopped there")
                 out.write(block)
                 done += len(block)
                 if progress:
                     progress(done, total)
+    except DownloadError:
+        part.unlink(missing_ok=True)  # more than the file can be: nothing of it is worth resuming
+        raise
     except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
         raise DownloadError(f"download of {url} interrupted at {done} bytes ({exc}); run again to resume") from exc
     if total is not None and done < total:

