@@ -204,7 +204,8 @@ def test_rate_options_out_of_range_are_usage_errors(args: list[str]) -> None:
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2
     message = " ".join(result.output.split())
-    assert "Invalid value for '--" in message and ("1000" in message or "768000" in message), message
+    option = next(a for a in args if a.startswith("-") and len(a) > 1)
+    assert option in message and ("1000" in message or "768000" in message), message
 
 
 def test_raw_format_rate_out_of_range_is_a_usage_error(weights: Path) -> None:
