@@ -44,3 +44,30 @@ def test_load_meter_sees_another_process_burning_a_core() -> None:
     child.wait()
     assert share is not None
     assert share >= 0.8 / (os.cpu_count() or 1) - 0.05
+
+
+def test_quiet_silences_the_one_time_notes(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """With -q, `resynth --backend auto` exports and times without a word on stderr; without it, both notes
+    are printed (a fresh cache for each run)."""
+    from typer.testing import CliRunner
+
+    from tests.conftest import require_module
+
+    require_module("onnxruntime", "onnx")
+
+    from tests.helpers import tiny_weights, tone, write
+    from vocoder_cli.cli.app import app
+
+    weights = tiny_weights(tmp_path / "tiny.safetensors")
+    write(tmp_path / "in" / "a.wav", tone(0.5, 22050), 22050)
+    runner = CliRunner()
+    for quiet, cache in ((True, "quiet"), (False, "loud")):
+        monkeypatch.setenv("VOCODER_CACHE_DIR", str(tmp_path / cache))
+        args = ["resynth", str(tmp_path / "in"), str(tmp_path / f"out-{cache}"), "-w", str(weights), "--device", "cpu"]
+        done = runner.invoke(app, [*args, "-q"] if quiet else args)
+        assert done.exit_code == 0, done.output
+        assert (tmp_path / f"out-{cache}" / "a.wav").is_file()
+        if quiet:
+            assert done.stderr == ""
+        else:
+            assert "exporting " in done.stderr and "--backend auto: timed torch and onnx" in done.stderr

@@ -5,7 +5,7 @@ stdout stays clean for pipes (audio or tables a user asked for); everything else
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import typer
@@ -91,8 +91,14 @@ OFFLINE_HELP = "Never download: weights missing from the cache are an error (als
 
 
 def notify_pull(message: str) -> None:
-    """The one stderr line printed before weights are fetched on first use."""
-    err_console.print(message, style="bold", markup=False, soft_wrap=True, highlight=False)
+    """The one stderr line printed before weights are fetched on first use (or exported, or timed)."""
+    say(err_console, message, style="bold")
+
+
+def notifier(quiet: bool) -> Callable[[str], None] | None:
+    """Where one-time notes go (weights pulled, exported to ONNX, ``--backend auto`` timing): stderr, or
+    nowhere with ``--quiet``."""
+    return None if quiet else notify_pull
 
 
 def engine_backend(backend: str, precision: str, device: str, quiet: bool, streaming: bool = False) -> str:

@@ -18,7 +18,7 @@ from vocoder_cli.cli.common import (
     engine_backend,
     err_console,
     fail,
-    notify_pull,
+    notifier,
     progress_bar,
     resolve_device,
     user_errors,
@@ -81,7 +81,7 @@ def resynth(
         None,
         "--lookahead-ms",
         min=0.0,
-        help="With --stream: future context; default the exact bound (~174 ms V1/V2, ~139 ms V3).",
+        help="With --stream: future context; default the exact bound (148 ms V1/V2, 117 ms V3 at 22.05 kHz).",
     ),
 ) -> None:
     """Vocode audio through the mel frontend and a vocoder, e.g. `vocoder resynth in/ out/`.
@@ -115,7 +115,7 @@ def resynth(
         policy = OutputPolicy.from_flags(overwrite, skip_existing)
         jobs = plan_jobs(inputs, output, from_mels=from_mels, policy=policy)
         backend = engine_backend(backend, precision, device, quiet, streaming=stream)  # checked before any export
-        vocoder = load_vocoder(weights, device, offline=offline or None, notify=notify_pull, backend=backend)
+        vocoder = load_vocoder(weights, device, offline=offline or None, notify=notifier(quiet), backend=backend)
         options = EngineOptions(batch_size=batch_size, chunk_frames=chunk_frames, precision=precision)
         synth = Synthesizer(vocoder, device, options)
         subtype, rate = "FLOAT" if float_output else "PCM_16", out_sr or vocoder.mel.sample_rate

@@ -21,7 +21,7 @@ from vocoder_cli.cli.common import (
     engine_backend,
     err_console,
     fail,
-    notify_pull,
+    notifier,
     progress_bar,
     resolve_device,
     user_errors,
@@ -161,7 +161,7 @@ def tts(
             items, out, batch=batch, save_mels=save_mels, policy=policy, input_dirs=[directory] if directory else []
         )
         backend = engine_backend(backend, precision, device, quiet)
-        vocoder = load_vocoder(weights, device, offline=offline or None, notify=notify_pull, backend=backend)
+        vocoder = load_vocoder(weights, device, offline=offline or None, notify=notifier(quiet), backend=backend)
         with download_bar(quiet) as bar:
             task: list[int] = []
 
@@ -174,7 +174,7 @@ def tts(
                 acoustic,
                 LoadOptions(
                     target_mel=vocoder.mel, device=device, weights=acoustic_weights, offline=offline or None,
-                    verify=not no_verify, seed=seed, options=options, notify=notify_pull, progress=progress,
+                    verify=not no_verify, seed=seed, options=options, notify=notifier(quiet), progress=progress,
                 ),
             )  # fmt: skip
         mel_bridge = bridge(model.mel_config, vocoder.mel, model.name)
