@@ -496,3 +496,21 @@ def test_long_work_is_announced_before_it_starts(tmp_path: Path) -> None:
     text = " ".join(result.stderr.split())
     assert "note: scoring will take about" in text and "pitch about 3 min" in text and "-m stoi" in text, text
     assert text.index("note:") < text.index("problem(s)")
+
+
+def test_progress_bar_shows_set_names_as_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a terminal each stage's bar is labelled with the set name, in a column Rich reads as markup:
+    `a[/]b[/]c` raised MarkupError there (only on a terminal, so after the scoring had started)."""
+    from rich.console import Console
+
+    from vocoder_cli.cli import common
+    from vocoder_cli.cli.report import _RichProgress
+
+    buffer = io.StringIO()
+    monkeypatch.setattr(common, "err_console", Console(file=buffer, force_terminal=True, width=100, color_system=None))
+    with common.progress_bar() as progress:  # the bar `vocoder report` draws on a terminal
+        sink = _RichProgress(progress)
+        sink.stage("scoring a[/]b[/]c \x1b[2J", 2)
+        sink.advance()
+        progress.refresh()
+    assert "scoring a[/]b[/]c \\x1b[2J" in buffer.getvalue()

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.progress import Progress, TaskID
 
 from vocoder_cli.cli.common import (
@@ -24,7 +25,7 @@ from vocoder_cli.cli.common import (
     resolve_device,
     user_errors,
 )
-from vocoder_cli.cli.display import say
+from vocoder_cli.cli.display import say, visible
 from vocoder_cli.metrics.estimate import long_work_note
 from vocoder_cli.metrics.registry import apply_rates
 from vocoder_cli.metrics.runner import default_workers
@@ -45,7 +46,8 @@ class _RichProgress:
     def stage(self, description: str, total: int) -> None:
         if self.task is not None:
             self.progress.update(self.task, completed=self.progress.tasks[self.task].total)
-        self.task = self.progress.add_task(description, total=max(total, 1))
+        # the bar's description column is Rich markup: a set name such as "[/]x" must stay text
+        self.task = self.progress.add_task(escape(visible(description)), total=max(total, 1))
 
     def advance(self, steps: int = 1) -> None:
         if self.task is not None:
