@@ -25,7 +25,7 @@ from vocoder_cli.bench import (
     weights_model,
 )
 from vocoder_cli.cli.common import OFFLINE_HELP, err_console, fail, notify_pull, resolve_device, user_errors
-from vocoder_cli.cli.display import cell, say
+from vocoder_cli.cli.display import cell, line
 from vocoder_cli.cli.tables import fit
 from vocoder_cli.weights.registry import DEFAULT_ALIAS
 
@@ -119,6 +119,6 @@ def bench_synth(
         notes.append(f"% peak of the fp32 GEMM rate: {how}")
     if load is not None:
         notes.append(f"load average (1/5/15 min): {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    for note in notes:
-        say(err_console, (note, "dim"))
+    for note in notes:  # wrapped at word boundaries to the terminal (no user text but the CPU's name)
+        err_console.print(line((note, "dim")))
 
