@@ -178,5 +178,6 @@ def _init_from(spec: str) -> str:
         if single and not Path(spec).expanduser().is_file() and spec.strip().lower() != "griffin-lim":
             spec = str(ensure_weights(spec, notify=notify_pull))
     except WeightsError as exc:
-        raise fail(f"--init-from {spec}: {exc}") from None
+        reason = str(exc).removeprefix(f"{spec}: ")  # "PATH: no such weights file" names it once
+        raise fail(f"--init-from {spec}: {reason}") from None
     return str(init_path(spec).resolve())
