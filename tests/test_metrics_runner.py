@@ -85,6 +85,26 @@ def test_summary_matches_scipy_t_interval() -> None:
     assert summarise("x", [None]).mean is None
 
 
+def test_intervals_are_clipped_to_the_valid_range_and_say_so() -> None:
+    """The audit's cases: PESQ near its ceiling gave an upper limit of 5.017, STOI 1.009."""
+    from vocoder_cli.metrics.registry import valid_range
+
+    pesq = summarise("pesq", [4.64, 4.5, 3.2, 4.6], valid_range("pesq"))
+    unclipped = summarise("pesq", [4.64, 4.5, 3.2, 4.6])
+    assert unclipped.ci_high > 4.644 and not unclipped.ci_clipped  # the t-interval on its own
+    assert pesq.ci_clipped and pesq.ci_high == 4.644 and pesq.ci_low == unclipped.ci_low
+    stoi = summarise("stoi", [1.0, 0.999, 0.95], valid_range("stoi"))
+    assert stoi.ci_clipped and stoi.ci_high == 1.0 and stoi.mean == pytest.approx(0.983, abs=1e-3)
+    inside = summarise("stoi", [0.80, 0.82, 0.81, 0.79], valid_range("stoi"))
+    assert not inside.ci_clipped and inside.ci_high < 1.0
+    floor = summarise("mcd", [0.1, 0.2, 3.0], valid_range("mcd"))
+    assert floor.ci_clipped and floor.ci_low == 0.0 and floor.ci_high > 3.0
+    assert valid_range("sisdr") is None and not summarise("sisdr", [-40.0, 30.0, 5.0], None).ci_clipped
+    # a MOS predictor's 1-5 is a scale, not a limit of its model: never clipped inside what was observed
+    mos = summarise("dnsmos_ovrl", [5.2, 4.9, 1.1], valid_range("dnsmos_ovrl"))
+    assert mos.ci_high == 5.2 and mos.ci_low == 1.0 and mos.ci_clipped
+
+
 def test_t_quantile_fallback_is_close_to_scipy() -> None:
     from vocoder_cli.metrics import summary
 

@@ -183,6 +183,57 @@ def test_export_cli_refuses_what_it_cannot_export(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("*.part"))  # atomic write
 
 
+def _unwritable_folder(tmp_path: Path) -> Path:
+    """A folder this process cannot create files in: a read-only folder, or (as root, which ignores
+    permissions) /sys, where even root gets EACCES; skipped if neither refuses here."""
+    import tempfile
+
+    if os.geteuid() != 0:
+        folder = tmp_path / "locked"
+        folder.mkdir()
+        folder.chmod(0o555)
+        return folder
+    try:
+        fd, probe = tempfile.mkstemp(dir="/sys")
+    except OSError:
+        return Path("/sys")
+    os.close(fd)
+    os.unlink(probe)
+    pytest.skip("no folder refuses writes to this process")
+
+
+def test_export_errors_are_one_line_with_the_right_exit_code(tmp_path: Path) -> None:
+    """An unwritable folder, a folder as OUT and `--opset 99` gave tracebacks; an existing OUT was replaced."""
+    from vocoder_cli.backends.onnx import MIN_OPSET, supported_opsets
+
+    weights = str(tiny_weights(tmp_path / "tiny.safetensors"))
+    low, high = supported_opsets()
+    assert low == MIN_OPSET == 13 and high >= 17  # torch 2.13's TorchScript exporter: 20
+    for opset in ("99", "12", str(high + 1)):
+        result = runner.invoke(app, ["export", "onnx", weights, str(tmp_path / "x.onnx"), "--opset", opset])
+        assert result.exit_code == 2, result.output
+        assert f"--opset {opset}: supported here: {low}..{high}" in " ".join(result.stderr.split())
+    assert not (tmp_path / "x.onnx").exists()
+    folder = tmp_path / "model.onnx"
+    folder.mkdir()
+    onto_folder = runner.invoke(app, ["export", "onnx", weights, str(folder)])
+    assert onto_folder.exit_code == 2 and "is a folder" in onto_folder.stderr and not list(folder.iterdir())
+    under_a_file = runner.invoke(app, ["export", "onnx", weights, str(tmp_path / "tiny.safetensors" / "x.onnx")])
+    assert under_a_file.exit_code == 2 and "is not a folder" in under_a_file.stderr
+    locked = _unwritable_folder(tmp_path)
+    denied = runner.invoke(app, ["export", "onnx", weights, str(locked / "x.onnx")])
+    assert denied.exit_code == 1 and "cannot write" in denied.stderr, denied.output
+    for result in (onto_folder, under_a_file, denied):
+        assert "Traceback" not in result.output and len(result.stderr.strip().splitlines()) == 1
+    out = tmp_path / "mine.onnx"
+    out.write_bytes(b"someone else's model")
+    kept = runner.invoke(app, ["export", "onnx", weights, str(out)])
+    assert kept.exit_code == 2 and "--overwrite" in kept.stderr and out.read_bytes() == b"someone else's model"
+    replaced = runner.invoke(app, ["export", "onnx", weights, str(out), "--overwrite", "--opset", str(high)])
+    assert replaced.exit_code == 0, replaced.output
+    assert load_onnx(out).metadata["opset"] == str(high) and f"opset {high}" in replaced.stderr
+
+
 def test_bench_synth_on_the_onnx_backend(tmp_path: Path) -> None:
     done = runner.invoke(app, ["bench", "synth", "--models", "v3", "--backend", "onnx", "--seconds", "0.5",
                                "--repeats", "1", "--json"])

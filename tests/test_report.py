@@ -325,3 +325,192 @@ def test_nisqa_in_a_report(data_dir: Path, tmp_path: Path, monkeypatch: pytest.M
     assert summary["rank_by"] == "nisqa_mos" and summary["summary"]["nisqa_mos"]["count"] == 2
     page = (out / "index.html").read_text()
     assert all(f"{k} ↑" in page for k in NISQA_ORDER) and "worst by nisqa_mos" in page
+
+
+def _speech_pairs(root: Path, names: list[bytes], seconds: float = 1.0) -> tuple[Path, Path]:
+    """ref/ and gen/ (gen = ref + noise) with file names given as raw bytes (math text, markup, ESC, bytes
+    that are not UTF-8): written under a plain name, then renamed, as a user's files would be."""
+    import os
+
+    speech = demo_speech(SR)
+    rng = np.random.default_rng(1)
+    n = int(seconds * SR)
+    for i, name in enumerate(names):
+        x = speech[i * n // 2 : i * n // 2 + n]
+        for side, wav in (("ref", x), ("gen", x + 0.01 * rng.standard_normal(x.size).astype(np.float32))):
+            folder = root / side
+            write(folder / "plain.wav", wav, SR)
+            os.rename(folder / "plain.wav", os.fsencode(folder) + b"/" + name + b".wav")
+    return root / "ref", root / "gen"
+
+
+HOSTILE_IDS = [b"a$\\frac$", b"b$x^$", b"c$unbalanced", b"d\\sqrt{", b"e[bold]x", b"f\x1b[31mred", b"g\tt"]
+
+
+def test_math_text_and_markup_in_names_are_drawn_literally(tmp_path: Path) -> None:
+    """Set names and file ids reach figure titles, tick labels and the HTML page: matplotlib math text
+    (`$x$`, an unbalanced `$`, `\\frac`) used to raise ValueError and kill the report."""
+    ref, gen = _speech_pairs(tmp_path, HOSTILE_IDS)
+    names = ["$\\frac$ x$^$", "a$b [bold]s[/]\x1b[2Jclear"]
+    out = tmp_path / "rep"
+    result = report(str(out), *(a for n in names for a in ("--set", f"{n}={ref}:{gen}")), "-m", "stoi",
+                    "-n", str(len(HOSTILE_IDS)), "-q")
+    assert result.exit_code == 0, result.output
+    figures = sorted(p.name for p in (out / "figures").iterdir())
+    assert len(figures) == 2 * (len(HOSTILE_IDS) + 1) + 1  # every example, both distributions, the comparison
+    assert all((out / "figures" / f).read_bytes()[:8] == PNG for f in figures)
+    summary = json.loads((out / "summary.json").read_text())
+    assert [g["name"] for g in summary["groups"]] == names
+    assert all(g["summary"]["stoi"]["count"] == len(HOSTILE_IDS) for g in summary["groups"])
+    # stderr shows the names as text: markup is not applied, ESC is shown as \x1b
+    assert "\x1b" not in result.stderr
+    for name in names:
+        shown = name.replace("\x1b", "\\x1b")
+        assert f"{shown}: {len(HOSTILE_IDS)} files, 0 failed" in result.stderr
+
+
+def test_figure_text_is_literal() -> None:
+    """The strings matplotlib receives: math text off, control characters and undecodable bytes visible."""
+    from vocoder_cli.report.figures import literal
+
+    assert literal("$\\frac$ a[b]") == "$\\frac$ a[b]"
+    assert literal("a\x1bb\nc") == "a\\x1bb\\nc"
+    assert literal("d\udcffe") == "d\\xffe"  # os.fsdecode of the byte 0xff: FreeType crashes on it
+
+
+def test_undecodable_file_names_do_not_break_the_written_files(tmp_path: Path) -> None:
+    """A file id with bytes that are not UTF-8 appears as \\xff in the page, summary.json and scores/*.json;
+    before, writing them raised UnicodeEncodeError after all the scoring."""
+    ref, gen = _speech_pairs(tmp_path, [b"ok", b"bad\xffname"])
+    out = tmp_path / "rep"
+    result = report(str(out), "--set", f"s={ref}:{gen}", "-m", "stoi", "-q")
+    assert result.exit_code in (0, 1), result.output  # whether soundfile can open such a name is not ours
+    scores = json.loads((out / "scores" / "s.json").read_text(encoding="utf-8"))
+    assert sorted(f["id"] for f in scores["files"]) == ["bad\\xffname", "ok"]
+    assert "bad\\xffname" in (out / "index.html").read_text(encoding="utf-8")
+    assert "bad\\xffname" in (out / "scores" / "s.csv").read_text(encoding="utf-8")
+
+
+def test_report_into_the_current_empty_folder(folders: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`vocoder report .` in an empty folder: before, the staging folder was built inside OUT_DIR, the
+    report refused it after all the work and named a folder it had deleted. Now it is written, twice."""
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    pair = f"{folders / 'ref'}:{folders / 'gen'}"
+    for _ in range(2):  # the second run replaces the first, the folder (and a shell standing in it) stays
+        result = report(".", "--set", f"a={pair}", "-m", "stoi", "-n", "1", "-q")
+        assert result.exit_code == 0, result.output
+        assert sorted(p.name for p in here.iterdir()) == [".vocoder-report", "audio", "figures", "index.html",
+                                                          "scores", "summary.csv", "summary.json"]
+        assert Path.cwd() == here and here.is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["here"]  # no staging or old folder left beside it
+
+
+def test_output_inside_an_input_or_input_inside_output_is_refused(folders: Path, tmp_path: Path) -> None:
+    """Before: OUT_DIR inside an input folder scored the report's own audio/ copies on the next run (a
+    changed mean, exit 0). Now refused before any work, both ways, naming both folders, through symlinks."""
+    inputs = tmp_path / "inputs"
+    shutil.copytree(folders / "ref", inputs / "ref")
+    shutil.copytree(folders / "gen", inputs / "gen")
+    link = tmp_path / "link"
+    link.symlink_to(inputs)
+    cases = [
+        (inputs / "rep", f"a=:{inputs}", "is inside the input folder"),  # reference-free set over the parent
+        (inputs / "gen" / "rep", f"a={inputs / 'ref'}:{inputs / 'gen'}", "is inside the input folder"),
+        (inputs / "rep", f"a={link}:{link / 'gen'}", "is inside the input folder"),  # the input through a symlink
+        (link / "rep", f"a={inputs}:{inputs / 'gen'}", "is inside the input folder"),  # OUT_DIR through a symlink
+        (tmp_path / "out", f"a={tmp_path / 'out' / 'x'}:{inputs / 'gen'}", "is inside OUT_DIR"),
+        (inputs, f"a={inputs / 'ref'}:{inputs / 'gen'}", "is inside OUT_DIR"),  # OUT_DIR == the inputs' parent
+    ]
+    before = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
+    for out, spec, message in cases:
+        result = report(str(out), "--set", spec, "-m", "dnsmos" if spec.startswith("a=:") else "stoi", "-q")
+        text = " ".join(result.stderr.split())
+        assert result.exit_code == 2 and message in text, (out, spec, result.stderr)
+        assert str(out) in text
+        assert "Traceback" not in result.output
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == before  # nothing written
+    through = report(str(inputs / "rep"), "--set", f"a={link}:{link / 'gen'}", "-m", "stoi", "-q")
+    assert f"{link} (= {inputs})" in " ".join(through.stderr.split())  # the symlink and where it points
+
+
+def test_a_file_added_during_the_build_keeps_the_new_report_and_says_where(folders: Path, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The one check that must run after the work (a user put a file into OUT_DIR meanwhile): nothing is
+    replaced, and the message names the folder holding the new report, which exists."""
+    import re
+
+    from vocoder_cli.report import html
+
+    out = tmp_path / "rep"
+    pair = f"{folders / 'ref'}:{folders / 'gen'}"
+    assert report(str(out), "--set", f"old={pair}", "-m", "stoi", "-n", "1", "-q").exit_code == 0
+    render = html.render_page
+
+    def meanwhile(result: object) -> str:
+        (out / "notes.txt").write_text("mine")
+        return render(result)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(html, "render_page", meanwhile)
+    result = report(str(out), "--set", f"new={pair}", "-m", "stoi", "-n", "1", "-q")
+    text = " ".join(result.stderr.split())
+    assert result.exit_code == 2 and "notes.txt" in text, result.output
+    kept = Path(re.search(r"the new report is kept in (\S+)", text).group(1))  # type: ignore[union-attr]
+    assert kept.is_dir() and (kept / "scores" / "new.json").is_file() and (kept / "index.html").is_file()
+    assert (out / "scores" / "old.json").is_file() and (out / "notes.txt").read_text() == "mine"
+
+
+def test_clipped_interval_is_marked_in_the_page_and_the_summary(tmp_path: Path) -> None:
+    """Three near-identical pairs: STOI about 0.99-1.0, whose t-interval reaches past 1.0; it is cut at
+    1.0 and marked (summary.json, summary.csv, the page)."""
+    speech = demo_speech(SR)
+    rng = np.random.default_rng(2)
+    for i, level in enumerate((0.0, 0.02, 0.3)):
+        x = speech[i * SR : (i + 1) * SR]
+        write(tmp_path / "ref" / f"c{i}.wav", x, SR)
+        write(tmp_path / "gen" / f"c{i}.wav", x + level * float(np.std(x)) * rng.standard_normal(x.size), SR)
+    out = tmp_path / "rep"
+    result = report(str(out), "--set", f"s={tmp_path / 'ref'}:{tmp_path / 'gen'}", "-m", "stoi", "-n", "1", "-q")
+    assert result.exit_code == 0, result.output
+    stoi = json.loads((out / "summary.json").read_text())["groups"][0]["summary"]["stoi"]
+    assert stoi["ci_clipped"] is True and stoi["ci_high"] == 1.0 and stoi["ci_low"] < stoi["mean"] < 1.0
+    rows = list(csv.DictReader(io.StringIO((out / "summary.csv").read_text())))
+    assert rows[0]["ci_clipped"] == "True" and float(rows[0]["ci_high"]) == 1.0
+    page = (out / "index.html").read_text()
+    assert "clipped to the metric's range" in page and "1.000]*" in page
+
+
+def test_long_work_is_announced_before_it_starts(tmp_path: Path) -> None:
+    """As in `vocoder score`: CREPE pitch on 80 s of outputs is minutes, said before any scoring (here no
+    output has its reference, so nothing runs long)."""
+    speech = demo_speech(SR)
+    long = np.tile(speech, int(np.ceil(40 * SR / speech.size)))[: 40 * SR]
+    for i in range(2):
+        write(tmp_path / "gen" / f"take{i}.wav", long, SR)
+    write(tmp_path / "ref" / "other.wav", speech[:SR], SR)
+    out = tmp_path / "rep"
+    result = report(str(out), "--set", f"s={tmp_path / 'ref'}:{tmp_path / 'gen'}", "-m", "stoi,pitch", "-j", "1",
+                    "--device", "cpu", "-n", "1")
+    assert result.exit_code == 1, result.output  # three unpaired files: problems, the report is written
+    text = " ".join(result.stderr.split())
+    assert "note: scoring will take about" in text and "pitch about 3 min" in text and "-m stoi" in text, text
+    assert text.index("note:") < text.index("problem(s)")
+
+
+def test_progress_bar_shows_set_names_as_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a terminal each stage's bar is labelled with the set name, in a column Rich reads as markup:
+    `a[/]b[/]c` raised MarkupError there (only on a terminal, so after the scoring had started)."""
+    from rich.console import Console
+
+    from vocoder_cli.cli import common
+    from vocoder_cli.cli.report import _RichProgress
+
+    buffer = io.StringIO()
+    monkeypatch.setattr(common, "err_console", Console(file=buffer, force_terminal=True, width=100, color_system=None))
+    with common.progress_bar() as progress:  # the bar `vocoder report` draws on a terminal
+        sink = _RichProgress(progress)
+        sink.stage("scoring a[/]b[/]c \x1b[2J", 2)
+        sink.advance()
+        progress.refresh()
+    assert "scoring a[/]b[/]c \\x1b[2J" in buffer.getvalue()

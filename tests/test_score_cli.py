@@ -201,3 +201,138 @@ def test_unaligned_pairs_get_mcd_after_full_dtw(tmp_path: Path) -> None:
     assert 0.0 < same < 0.6 * other_speech, (same, other_speech)
     usage = score(str(tmp_path / "ref"), str(tmp_path / "same"), "-m", "pesq,mcd", "--unaligned")
     assert usage.exit_code == 2 and "'pesq' compares aligned signals" in usage.stderr
+
+
+def _named_pairs(root: Path, names: list[bytes]) -> None:
+    """ref/ and gen/ whose file names are raw bytes (markup, ESC, a '/' making a sub-folder)."""
+    import os
+
+    speech = demo_speech(SR)
+    rng = np.random.default_rng(3)
+    for i, name in enumerate(names):
+        x = speech[i * SR // 2 : i * SR // 2 + SR]
+        for side, wav in (("ref", x), ("gen", x + 0.01 * rng.standard_normal(x.size).astype(np.float32))):
+            target = os.fsencode(root / side) + b"/" + name + b".wav"
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            write(root / side / "plain.wav", wav, SR)
+            os.rename(root / side / "plain.wav", target)
+
+
+@pytest.mark.parametrize("per_file", [True, False])
+def test_markup_and_control_characters_in_file_ids_are_shown_as_text(tmp_path: Path, per_file: bool) -> None:
+    """`a[/]b.wav` (a sub-folder `a[` holding `]b.wav`) crashed `score --per-file` with a MarkupError and
+    lost every score; `[bold]x` was shown as `x`; a raw ESC reached the terminal."""
+    _named_pairs(tmp_path, [b"a[/]b", b"[bold]x", b"e\x1b[31mred", b"[red]warn[/red]"])
+    args = [str(tmp_path / "ref"), str(tmp_path / "gen"), "-m", "stoi", *(["--per-file"] if per_file else [])]
+    result = score(*args)
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.stdout and "scores over 4 files" in result.stdout
+    if per_file:
+        for shown in ("a[/]b", "[bold]x", "e\\x1b[31mred", "[red]warn[/red]"):
+            assert shown in result.stdout, (shown, result.stdout)
+    # a failing file with such an id: its line on stderr is text as well
+    (tmp_path / "gen" / "[bold]x.wav").write_bytes(b"broken")
+    failed = score(*args)
+    assert failed.exit_code == 1 and "[bold]x: " in failed.stderr and "\x1b" not in failed.output
+
+
+def test_all_with_unaligned_keeps_what_applies_and_says_what_it_left_out(tmp_path: Path, monkeypatch) -> None:
+    """`-m all --unaligned` was a usage error; it now keeps mcd (after DTW) and the reference-free metrics
+    and names the others with the reason. Explicit names that need alignment stay a usage error."""
+    require_module("speechmos", "dnsmos")
+    monkeypatch.setenv("VOCODER_DATA_DIR", str(tmp_path / "data"))  # no WV-MOS / NISQA weights: skipped
+    speech = demo_speech(SR)
+    write(tmp_path / "ref" / "a.wav", speech[: 2 * SR], SR)
+    write(tmp_path / "gen" / "a.wav", speech[: int(2.5 * SR)], SR)  # 0.5 s longer: not aligned
+    result = score(str(tmp_path / "ref"), str(tmp_path / "gen"), "-m", "all", "--unaligned", "-f", "json", "-q")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)["summary"]
+    assert set(summary) == {"mcd_dtw", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808"}
+    text = " ".join(result.stderr.split())
+    assert "--unaligned: left out pesq, pesq-nb, stoi, estoi, mstft, pitch, sisdr, lsd" in text
+    assert "time-aligned" in text
+    default = score(str(tmp_path / "ref"), str(tmp_path / "gen"), "--unaligned", "-f", "json", "-q")
+    assert default.exit_code == 0 and set(json.loads(default.stdout)["summary"]) == {"mcd_dtw"}
+    explicit = score(str(tmp_path / "ref"), str(tmp_path / "gen"), "-m", "stoi,mcd", "--unaligned")
+    assert explicit.exit_code == 2 and "'stoi' compares aligned signals" in explicit.stderr
+
+
+def test_length_mismatch_points_to_unaligned(tmp_path: Path) -> None:
+    speech = demo_speech(SR)
+    write(tmp_path / "ref" / "a.wav", speech[: 2 * SR], SR)
+    write(tmp_path / "gen" / "a.wav", speech[: 3 * SR], SR)
+    result = score(str(tmp_path / "ref"), str(tmp_path / "gen"), "-m", "stoi,mstft", "-f", "jsonl", "--per-file")
+    assert result.exit_code == 1
+    (row,) = map(json.loads, result.stdout.splitlines())
+    assert "length mismatch" in row["error"] and "--unaligned" in row["error"]
+    assert "--unaligned" in result.stderr
+
+
+def test_intervals_are_clipped_to_the_metric_range_and_marked(tmp_path: Path) -> None:
+    """Three files, one identical (PESQ 4.644, STOI 1.0): the t-intervals reached 5.0 and 1.01 without a word."""
+    speech = demo_speech(SR)
+    rng = np.random.default_rng(4)
+    for i, level in enumerate((0.0, 0.02, 0.3)):
+        x = speech[i * 2 * SR : (i + 1) * 2 * SR]
+        write(tmp_path / "ref" / f"c{i}.wav", x, SR)
+        write(tmp_path / "gen" / f"c{i}.wav", x + level * float(np.std(x)) * rng.standard_normal(x.size), SR)
+    args = [str(tmp_path / "ref"), str(tmp_path / "gen"), "-m", "pesq,stoi,sisdr"]
+    payload = json.loads(score(*args, "-f", "json").stdout)
+    pesq, stoi, sisdr = (payload["summary"][k] for k in ("pesq", "stoi", "sisdr"))
+    assert pesq["ci_clipped"] and pesq["ci_high"] == 4.644 and pesq["ci_low"] < pesq["mean"]
+    assert stoi["ci_clipped"] and stoi["ci_high"] == 1.0
+    assert sisdr["ci_clipped"] is False  # SI-SDR (dB) has no bound
+    assert payload["metrics"]["pesq"]["ranges"] == {"pesq": [0.999, 4.644]}
+    assert payload["metrics"]["sisdr"]["ranges"] == {"sisdr": None}
+    rows = {r["metric"]: r for r in csv.DictReader(io.StringIO(score(*args, "-f", "csv").stdout))}
+    assert rows["stoi"]["ci_clipped"] == "True" and rows["sisdr"]["ci_clipped"] == "False"
+    table = score(*args)
+    assert "4.644]*" in table.stdout and "1.000]*" in table.stdout
+    assert "interval clipped to the metric's range" in " ".join(table.stdout.split())
+
+
+def test_output_file_is_never_replaced_unless_asked(folders: Path, tmp_path: Path) -> None:
+    """`-o FILE` replaced any existing file; now only with --overwrite, checked before any scoring."""
+    out = tmp_path / "scores.csv"
+    out.write_text("my notes\n")
+    args = [str(folders / "ref"), str(folders / "gen"), "-m", "stoi", "-f", "csv", "-o", str(out)]
+    refused = score(*args)
+    assert refused.exit_code == 2 and "--overwrite" in refused.stderr and out.read_text() == "my notes\n"
+    replaced = score(*args, "--overwrite")
+    assert replaced.exit_code == 0 and out.read_text().startswith("metric,mean")
+    folder = score(*args[:-1], str(tmp_path))
+    assert folder.exit_code == 2 and "is a folder" in folder.stderr
+    under_a_file = score(*args[:-1], str(out / "x.csv"))
+    assert under_a_file.exit_code == 2 and "not a folder" in under_a_file.stderr
+    fresh = tmp_path / "new" / "deeper" / "s.json"
+    made = score(*args[:-2], "-f", "json", "-o", str(fresh))
+    assert made.exit_code == 0 and json.loads(fresh.read_text())["summary"]["stoi"]["count"] == 3
+
+
+def test_long_work_is_announced_before_it_starts(tmp_path: Path) -> None:
+    """CREPE pitch costs seconds of CPU per second of audio: 80 s of outputs is minutes. The note names the
+    metric, the estimate and the -m list without it; here every pair lacks its reference, so nothing runs long."""
+    speech = demo_speech(SR)
+    long = np.tile(speech, int(np.ceil(40 * SR / speech.size)))[: 40 * SR]
+    for i in range(2):
+        write(tmp_path / "gen" / f"take{i}.wav", long, SR)
+    write(tmp_path / "ref" / "other.wav", speech[:SR], SR)
+    result = score(str(tmp_path / "ref"), str(tmp_path / "gen"), "-m", "stoi,pitch", "-j", "1", "--device", "cpu")
+    assert result.exit_code == 1  # no reference for either output: failures, fast
+    text = " ".join(result.stderr.split())
+    assert "note: scoring will take about" in text and "pitch about 3 min" in text, text
+    assert "80 s of audio" in text and "to leave it out: -m stoi" in text
+    assert text.index("note:") < text.index("files failed")  # said before the work, not after
+    quiet = score(str(tmp_path / "ref"), str(tmp_path / "gen"), "-m", "stoi", "-j", "1")
+    assert "note:" not in quiet.stderr  # STOI on 80 s: about a second
+
+
+def test_score_tables_fit_80_columns(folders: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The summary at 80 columns: whole headers and whole numbers (no `…`), lines within 80."""
+    monkeypatch.setenv("COLUMNS", "80")
+    result = score(str(folders / "ref"), str(folders / "gen"), "-m", "pesq,stoi,estoi,mstft,mcd", "--per-file")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80 and "…" not in result.stdout
+    for header in ("metric", "mean", "std", "95% CI", "count", "failures", "mcd_dtw"):
+        assert header in result.stdout

@@ -353,3 +353,86 @@ def test_ctrl_c_stops_after_the_step_with_a_checkpoint_and_resumes(tmp_path: Pat
     assert step >= 3 and ckpt.load_state(ckpt.state_path(run_dir, step))["step"] == step
     outcome, events = run(run_dir, dataset, step + 1)
     assert outcome.step == step + 1 and any(e.message == "resumed" for e in events)
+
+
+def _cli(*args: str, overrides: list[str] = TINY):  # type: ignore[no-untyped-def]
+    argv = ["train", "--device", "cpu", *args]
+    for item in overrides:
+        argv += ["--set", item]
+    return CliRunner().invoke(app, argv)
+
+
+FT_SETTINGS = ["disc_width=0.125", "segment=1024", "batch_size=2", "num_workers=0", "log_interval=1",
+               "val_interval=1000", "checkpoint_interval=1000"]
+
+
+def test_init_from_takes_a_weights_name_as_every_weights_option_does(tmp_path: Path, dataset: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--init-from NAME` was taken for a file name ("file not found"); names now resolve as `--weights`
+    resolves them: an imported name, a registered name pulled on first use; what cannot be trained is refused."""
+    import hashlib
+
+    from vocoder_cli.backends.onnx import export_onnx
+
+    monkeypatch.setenv("VOCODER_DATA_DIR", str(tmp_path / "data"))
+    cfg = resolve_config(tmp_path / "probe", "v1", TINY, data=str(dataset))
+    torch.manual_seed(5)
+    from vocoder_cli.models import Generator
+
+    source = Generator(cfg.generator)
+    weights = save_generator(tmp_path / "start.safetensors", source, cfg.mel)
+    assert CliRunner().invoke(app, ["weights", "import", str(weights), "--name", "my-start"]).exit_code == 0
+    result = _cli("--init-from", "my-start", "--data", str(dataset), "--run", str(tmp_path / "ft"), "--max-steps", "1",
+                  overrides=FT_SETTINGS)
+    assert result.exit_code == 0, result.output
+    after = load_generator(ckpt.generator_path(tmp_path / "ft", 1)).generator.state_dict()
+    before = source.state_dict()
+    assert 0 < max(float((after[k] - before[k]).abs().max()) for k in before) < 1e-2  # one step from the start
+    saved = json.loads((tmp_path / "ft" / "config.json").read_text())
+    assert Path(saved["init_from"]).is_file() and saved["init_from"].endswith("generator.safetensors")
+
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    added = CliRunner().invoke(app, ["weights", "add", "remote-start", weights.as_uri(), "--sha256", digest])
+    assert added.exit_code == 0, added.output
+    pulled = _cli("--init-from", "remote-start", "--data", str(dataset), "--run", str(tmp_path / "ft2"),
+                  "--max-steps", "1", overrides=FT_SETTINGS)
+    assert pulled.exit_code == 0, pulled.output
+    assert "pulling weights remote-start" in pulled.stderr and ckpt.latest_checkpoint(tmp_path / "ft2") is not None
+
+    export_onnx(source.eval(), cfg.mel, tmp_path / "start.onnx")
+    for spec, message in (("no-such-weights", "unknown weights 'no-such-weights'"),
+                          (str(tmp_path / "missing.safetensors"), "no such weights file"),
+                          (str(tmp_path / "start.onnx"), "an exported ONNX model cannot be trained"),
+                          ("griffin-lim", "Griffin-Lim has no weights")):
+        bad = _cli("--init-from", spec, "--data", str(dataset), "--run", str(tmp_path / "bad"), overrides=FT_SETTINGS)
+        text = " ".join(bad.stderr.split())
+        assert bad.exit_code == 2 and f"--init-from {spec}" in text and message in text, (spec, bad.output)
+        assert len(bad.stderr.strip().splitlines()) == 1 and not (tmp_path / "bad" / "checkpoints").exists()
+
+
+def test_resuming_a_finished_run_says_so_and_how_to_extend_it(tmp_path: Path, dataset: Path) -> None:
+    """`train --run R` after the run reached --max-steps exited at once without a word of why."""
+    run_dir = tmp_path / "run"
+    assert _cli("--config", "v1", "--data", str(dataset), "--run", str(run_dir), "--max-steps", "2").exit_code == 0
+    again = _cli("--run", str(run_dir), overrides=[])
+    text = " ".join(again.stderr.split())
+    assert again.exit_code == 0, again.output
+    assert f"the run in {run_dir} is finished: step 2 reached max_steps 2" in text
+    assert f"vocoder train --run {run_dir} --max-steps 4" in text and "stopped at" not in text
+    assert [s for s, _ in ckpt.list_checkpoints(run_dir)] == [2]  # nothing trained, nothing written
+    extended = _cli("--run", str(run_dir), "--max-steps", "3", overrides=[])
+    assert extended.exit_code == 0 and "stopped at step 3" in " ".join(extended.stderr.split())
+
+
+def test_first_losses_are_shown_long_before_the_log_interval(tmp_path: Path, dataset: Path) -> None:
+    """With the default log_interval (50), a short run showed no loss at all before step 50."""
+    run_dir = tmp_path / "run"
+    result = _cli("--config", "v1", "--data", str(dataset), "--run", str(run_dir), "--max-steps", "3",
+                  overrides=[*TINY, "log_interval=50"])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stderr.splitlines() if line.startswith("step ")]
+    assert lines and lines[0].startswith("step 1 epoch 0") and "mel_l1=" in lines[0]
+    assert [s for s, _ in scalars(run_dir, "loss/mel_l1")][:1] == [1]
+    # resumed: its first step is shown too
+    resumed = _cli("--run", str(run_dir), "--max-steps", "4", overrides=[])
+    assert any(line.startswith("step 4 epoch") for line in resumed.stderr.splitlines()), resumed.stderr

@@ -29,6 +29,7 @@ from vocoder_cli.models.generator import Generator
 
 FORMAT_TAG = "vocoder-generator-onnx/1"
 OPSET = 17
+MIN_OPSET = 13  # the oldest opset this tool offers; the newest is the installed exporter's (supported_opsets)
 ACCURACY_BAR = 1e-4  # max |onnx - torch| / max |torch| on the probe mel
 CHECK_KEY = "check_max_rel_error"
 _OWN_KEYS = ("format", "generator_config", "mel_config")
@@ -57,6 +58,26 @@ def probe_mel(mel: MelConfig, frames: int = 96) -> torch.Tensor:
     wav = resample(wav, sr, mel.sample_rate)[: frames * mel.hop_length]
     with torch.inference_mode():
         return MelSpectrogram(mel)(torch.from_numpy(np.ascontiguousarray(wav))[None])
+
+
+def supported_opsets() -> tuple[int, int]:
+    """The opsets ``export_onnx`` accepts here: MIN_OPSET up to the highest the installed torch's
+    TorchScript exporter supports (20 on torch 2.13; above it torch only warns and the result is untested)."""
+    try:
+        from torch.onnx import _constants
+
+        high = getattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", None) or _constants.ONNX_MAX_OPSET
+    except (ImportError, AttributeError):  # a torch that moved its constants: the one we test
+        high = OPSET
+    return MIN_OPSET, max(int(high), MIN_OPSET)
+
+
+def check_opset(opset: int) -> None:
+    """A ConfigError naming the supported range when ``opset`` is outside it (before any work)."""
+    low, high = supported_opsets()
+    if not low <= opset <= high:
+        raise ConfigError(f"--opset {opset}: supported here: {low}..{high} ({high} is the newest the installed "
+                          f"torch {torch.__version__} exporter writes; default {OPSET})")
 
 
 def _export_bytes(generator: Generator, opset: int) -> bytes:
@@ -97,11 +118,20 @@ def export_onnx(
     PyTorch on a real-speech mel, and write it atomically to ``path``."""
     onnx = _import("onnx")
     generator.cfg.check_mel(mel)
-    model = onnx.load_from_string(_export_bytes(generator, opset))
+    check_opset(opset)
+    try:
+        model = onnx.load_from_string(_export_bytes(generator, opset))
+    except (RuntimeError, ValueError, TypeError) as exc:  # torch.onnx's own failures (OnnxExporterError is one)
+        raise ConfigError(f"torch's ONNX exporter failed at opset {opset}: {_first_line(exc)}") from None
     probe = probe_mel(mel)
     with torch.inference_mode():
         expected = generator(probe).numpy()
-    session = make_session(model.SerializeToString())
+    try:
+        session = make_session(model.SerializeToString())
+    except Exception as exc:  # noqa: BLE001 (onnxruntime raises its own pybind classes)
+        ort = _import("onnxruntime")
+        raise ConfigError(f"ONNX Runtime {ort.__version__} cannot load the opset {opset} export "
+                          f"({_first_line(exc)}): choose a lower --opset") from None
     error = relative_error(session.run(None, {"mel": probe.numpy()})[0], expected)
     provenance = {k: v for k, v in (metadata or {}).items() if k not in _OWN_KEYS}
     props = {
@@ -119,6 +149,11 @@ def export_onnx(
         entry.key, entry.value = key, value
     payload = model.SerializeToString()
     return ExportResult(atomic_write_bytes(path, payload), error, len(payload))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def make_session(model: str | Path | bytes, threads: int | None = None, *, spinning: bool = False):  # type: ignore[no-untyped-def]
@@ -179,8 +214,7 @@ def load_onnx(path: str | Path, threads: int | None = None) -> LoadedOnnx:
     try:
         session = make_session(path, threads)
     except Exception as exc:  # noqa: BLE001 (onnxruntime raises its own pybind classes)
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise WeightsError(f"{path}: not a readable ONNX model ({first})") from None
+        raise WeightsError(f"{path}: not a readable ONNX model ({_first_line(exc)})") from None
     meta = dict(session.get_modelmeta().custom_metadata_map)
     if meta.get("format") != FORMAT_TAG:
         raise WeightsError(

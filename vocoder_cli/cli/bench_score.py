@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vocoder_cli.cli.common import err_console, resolve_device, user_errors
+from vocoder_cli.cli.tables import fit
 from vocoder_cli.metrics import parse_metrics
 from vocoder_cli.metrics.bench import make_bench_set, time_scoring
 from vocoder_cli.metrics.runner import default_workers
@@ -50,8 +51,9 @@ def bench_score(
         return
     table = Table(title=f"score throughput: {', '.join(m.name for m in chosen)} ({clips} x {seconds:g} s)")
     for col in ("workers", "wall s", "files/s", "x real time", "speed-up", "failures"):
-        table.add_column(col, justify="right")
+        table.add_column(col, justify="right", no_wrap=col != "x real time")
     for r in results:
         table.add_row(str(r.workers), f"{r.wall_seconds:.2f}", f"{r.files_per_second:.2f}",
                       f"{r.audio_seconds / r.wall_seconds:.1f}", f"{base / r.wall_seconds:.2f}", str(r.failures))
-    Console().print(table)
+    console = Console()
+    console.print(fit(table, console))

@@ -25,6 +25,8 @@ from vocoder_cli.bench import (
     weights_model,
 )
 from vocoder_cli.cli.common import OFFLINE_HELP, err_console, fail, notify_pull, resolve_device, user_errors
+from vocoder_cli.cli.display import cell, line
+from vocoder_cli.cli.tables import fit
 from vocoder_cli.weights.registry import DEFAULT_ALIAS
 
 
@@ -95,16 +97,17 @@ def bench_synth(
     title = f"synthesis on {device}: {torch.get_num_threads()} threads, torch {torch.__version__}"
     table = Table(title=title)
     for col in ("model", "backend", "wall s", "RTF", "x ref", "rel err", "GFLOP/s", "% peak"):
-        table.add_column(col, justify="left" if col in ("model", "backend") else "right", no_wrap=True)
+        table.add_column(col, justify="left" if col in ("model", "backend") else "right", no_wrap=col != "model")
     for r in rows:
         err = "-" if r.backend == REFERENCE else f"{r.max_rel_error:.1e}" + ("" if r.max_rel_error <= ACCURACY_BAR else " !")
-        table.add_row(Path(r.model).name, r.backend + (" *" if chosen[r.model] == r.backend else ""), f"{r.wall_seconds:.3f}",
+        table.add_row(cell(Path(r.model).name), r.backend + (" *" if chosen[r.model] == r.backend else ""), f"{r.wall_seconds:.3f}",
                       f"{r.real_time_factor:.3f}", f"{r.speedup:.2f}", err, f"{r.gflops_per_second:.1f}",
                       "-" if peak is None else f"{100 * r.gflops_per_second / peak:.1f}")
     from rich.console import Console
 
     console = Console()
-    (console if console.is_terminal else Console(width=120)).print(table)  # a file or pipe gets whole cells
+    console = console if console.is_terminal else Console(width=120)  # a file or pipe gets whole cells
+    console.print(fit(table, console))
     notes = [f"reference = jik876/hifi-gan's generator in plain eager PyTorch, fp32, the same weights; "
              f"{rows[0].audio_seconds:.2f} s of real speech per pass; medians of {repeats} interleaved runs",
              f"x ref = reference s / backend s; rel err = max |out - reference| / max |reference|; "
@@ -116,5 +119,6 @@ def bench_synth(
         notes.append(f"% peak of the fp32 GEMM rate: {how}")
     if load is not None:
         notes.append(f"load average (1/5/15 min): {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    err_console.print("[dim]" + "\n".join(notes) + "[/]")
+    for note in notes:  # wrapped at word boundaries to the terminal (no user text but the CPU's name)
+        err_console.print(line((note, "dim")))
 

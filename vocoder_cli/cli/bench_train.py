@@ -9,6 +9,8 @@ import typer
 from rich.table import Table
 
 from vocoder_cli.cli.common import err_console, resolve_device, user_errors
+from vocoder_cli.cli.display import cell
+from vocoder_cli.cli.tables import fit
 from vocoder_cli.training.bench import measure_training_speed
 from vocoder_cli.training.config import apply_overrides, load_config, with_values
 
@@ -27,9 +29,11 @@ def bench_train(
 ) -> None:
     """Measure the real training step on synthetic on-device segments (networks + optimisers only)."""
     dev = torch.device(resolve_device(device))
-    table = Table(
-        "config", "batch", "segment", "device", "s/step", "steps/s", "clips/s", "audio samples/s", "peak MiB", "GPU busy"
-    )
+    table = Table()
+    for col in ("config", "batch", "segment", "device", "s/step", "steps/s", "clips/s", "audio samples/s",
+                "peak MiB", "GPU busy"):
+        table.add_column(col, justify="left" if col in ("config", "device") else "right",
+                         no_wrap=col not in ("config", "audio samples/s", "peak MiB", "GPU busy"))
     with user_errors():
         for name in [c.strip() for c in configs.split(",") if c.strip()]:
             cfg = with_values(
@@ -49,10 +53,10 @@ def bench_train(
                 typer.echo(json.dumps(row))
             else:
                 table.add_row(
-                    name, str(speed.batch_size), str(speed.segment), speed.device, f"{speed.seconds_per_step:.3f}",
+                    cell(name), str(speed.batch_size), str(speed.segment), speed.device, f"{speed.seconds_per_step:.3f}",
                     f"{speed.steps_per_sec:.3f}", f"{speed.clips_per_sec:.2f}", f"{speed.samples_per_sec:,.0f}",
                     "-" if speed.peak_memory_mib is None else f"{speed.peak_memory_mib:,.0f}",
                     "-" if speed.gpu_busy_share is None else f"{speed.gpu_busy_share:.0%}",
                 )
     if not as_json:
-        err_console.print(table)
+        err_console.print(fit(table, err_console))

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.progress import Progress, TaskID
 
 from vocoder_cli.cli.common import (
@@ -24,11 +25,13 @@ from vocoder_cli.cli.common import (
     resolve_device,
     user_errors,
 )
-from vocoder_cli.report import ReportOptions, build_report, choose_metrics, expand_groups, parse_set
-from vocoder_cli.report.build import DEFAULT_EXAMPLES, DEFAULT_TOP, ReportResult
+from vocoder_cli.cli.display import say, visible
+from vocoder_cli.metrics.estimate import long_work_note
 from vocoder_cli.metrics.registry import apply_rates
+from vocoder_cli.metrics.runner import default_workers
+from vocoder_cli.report import ReportOptions, build_report, choose_metrics, expand_groups, parse_set
+from vocoder_cli.report.build import DEFAULT_EXAMPLES, DEFAULT_TOP, ReportResult, check_report, scoring_work
 from vocoder_cli.report.choose import DEFAULT_FREE_METRICS, DEFAULT_METRICS
-from vocoder_cli.report.figures import require_matplotlib
 
 MAX_LISTED_PROBLEMS = 20
 
@@ -43,7 +46,8 @@ class _RichProgress:
     def stage(self, description: str, total: int) -> None:
         if self.task is not None:
             self.progress.update(self.task, completed=self.progress.tasks[self.task].total)
-        self.task = self.progress.add_task(description, total=max(total, 1))
+        # the bar's description column is Rich markup: a set name such as "[/]x" must stay text
+        self.task = self.progress.add_task(escape(visible(description)), total=max(total, 1))
 
     def advance(self, steps: int = 1) -> None:
         if self.task is not None:
@@ -63,21 +67,19 @@ def _command(out_dir: Path, sets: list[str], options: dict[str, object]) -> str:
 def _render(result: ReportResult) -> None:
     for g in result.groups:
         if g.run is None:
-            err_console.print(f"[red]{g.group.name}: not scored[/]", soft_wrap=True, markup=False, style="red")
+            say(err_console, (f"{g.group.name}: not scored", "red"))
             continue
         rank = ""
         if g.rank_key and (row := g.summary().get(g.rank_key)) and row["mean"] is not None:
             rank = f", mean {g.rank_key} {row['mean']:.3f}"
-        err_console.print(f"{g.group.name}: {len(g.run.results)} files, {len(g.run.failures)} failed{rank}",
-                          soft_wrap=True, markup=False, highlight=False)
+        say(err_console, g.group.name, f": {len(g.run.results)} files, {len(g.run.failures)} failed{rank}")
     if result.problems:
-        err_console.print(f"[bold red]{len(result.problems)} problem(s)[/] (listed in the report's Problems section):")
+        say(err_console, (f"{len(result.problems)} problem(s)", "bold red"), " (listed in the report's Problems section):")
         for p in result.problems[:MAX_LISTED_PROBLEMS]:
-            where = f"{p.group}: {p.item}" if p.item else p.group
-            err_console.print(f"  {where}: {p.message}", soft_wrap=True, markup=False, highlight=False)
+            say(err_console, "  ", *((p.group, ": ", p.item) if p.item else (p.group,)), ": ", p.message)
         if len(result.problems) > MAX_LISTED_PROBLEMS:
-            err_console.print(f"  ... and {len(result.problems) - MAX_LISTED_PROBLEMS} more")
-    err_console.print(f"wrote {result.index} in {result.seconds:.1f} s", soft_wrap=True, markup=False, highlight=False)
+            say(err_console, f"  ... and {len(result.problems) - MAX_LISTED_PROBLEMS} more")
+    say(err_console, "wrote ", str(result.index), f" in {result.seconds:.1f} s")
 
 
 def report(
@@ -125,7 +127,7 @@ def report(
         specs = [parse_set(s) for s in sets]
         weight_list = [w.strip() for w in (weights or "").split(",") if w.strip()]
         groups = expand_groups(specs, weight_list, out_dir / "resynth")
-        require_matplotlib()
+        check_report(out_dir, groups)  # before any metric weights are pulled or any audio read
         chosen, free, notes = choose_metrics(metrics, any(g.paired for g in groups),
                                              any(not g.paired for g in groups), wvmos_ckpt=wvmos_ckpt,
                                              notify=notify_pull)
@@ -133,14 +135,18 @@ def report(
         rated = {m.name: m for m in apply_rates(list(union.values()), rate)}
         chosen, free = [rated[m.name] for m in chosen], [rated[m.name] for m in free]
         for note in notes:
-            err_console.print(f"[yellow]{note}[/]", soft_wrap=True)
+            say(err_console, (note, "yellow"))
         keys = list(dict.fromkeys(k for m in [*chosen, *free] for k in m.keys))
         if rank_by is not None and rank_by not in keys:
             raise fail(f"--rank-by {rank_by}: not among the metric keys ({', '.join(keys) or 'none'})")
         needs_device = bool(weight_list) or any(m.neural for m in [*chosen, *free])
+        dev = resolve_device(device) if needs_device else "cpu"
+        note = long_work_note(scoring_work(groups, chosen, free), workers or default_workers(), dev)
+        if note and not quiet:
+            say(err_console, ("note:", "yellow"), " ", note)
         options = ReportOptions(
             metrics=chosen, free_metrics=free, weights=weight_list, rank_by=rank_by, examples=examples, top=top, workers=workers,
-            device=resolve_device(device) if needs_device else "cpu", offline=offline or None,
+            device=dev, offline=offline or None,
             wvmos_checkpoint=wvmos_ckpt, batch_size=batch_size, notes=notes,
             command=_command(out_dir, sets, {"--metrics": metrics, "--weights": weights, "--rank-by": rank_by,
                                              "--examples": examples if examples != DEFAULT_EXAMPLES else None,
@@ -148,7 +154,7 @@ def report(
         )
         with progress_bar(quiet) as progress:
             result = build_report(out_dir, groups, options, progress=_RichProgress(progress),
-                                  notify=lambda line: err_console.print(line, soft_wrap=True, markup=False))
+                                  notify=lambda line: say(err_console, line))
     _render(result)
     if result.problems:
         raise typer.Exit(EXIT_PARTIAL_FAILURE)

@@ -8,21 +8,25 @@
 from __future__ import annotations
 
 import io
+import os
 from enum import Enum
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from vocoder_cli.audio import atomic_write_bytes
 from vocoder_cli.cli.common import EXIT_PARTIAL_FAILURE, err_console, fail, progress_bar, resolve_device, user_errors
+from vocoder_cli.cli.display import cell, say
 from vocoder_cli.cli.stdio import read_stdin_lines, require_stdout, write_stdout
+from vocoder_cli.cli.tables import fit
 from vocoder_cli.metrics import Metric, Pair, ScoreRun, pair_paths, parse_metrics, parse_pairs, score_pairs
-from vocoder_cli.metrics.registry import apply_rates, for_unaligned_pairs, usable_metrics
+from vocoder_cli.metrics.estimate import audio_seconds, long_work_note
+from vocoder_cli.metrics.registry import UNALIGNED_REASON, apply_rates, for_unaligned_pairs, usable_metrics
 from vocoder_cli.metrics.report import RENDERERS, summary_rows
+from vocoder_cli.metrics.runner import default_workers
 
 MAX_LISTED_FAILURES = 20
 
@@ -55,21 +59,51 @@ def _pairs(paths: list[Path], pairs_file: Optional[str]) -> tuple[list[Pair], bo
     raise fail("expected REF GEN, GEN alone (reference-free metrics) or --pairs FILE")
 
 
-def _choose_metrics(spec: str, have_ref: bool, wvmos_ckpt: Optional[str]) -> list[Metric]:
-    """Explicit names must all be usable; ``all`` keeps what this install and these inputs allow."""
+def _is_all(spec: str) -> bool:
+    return "all" in [n.strip().lower() for n in spec.split(",")]
+
+
+def _choose_metrics(spec: str, have_ref: bool, wvmos_ckpt: Optional[str], unaligned: bool) -> list[Metric]:
+    """Explicit names must all be usable; ``all`` keeps what this install and these inputs allow (with
+    ``--unaligned``: what applies to unaligned pairs, decided before any weights are looked for)."""
     metrics = parse_metrics(spec)
-    if "all" not in [n.strip().lower() for n in spec.split(",")]:
+    if unaligned:
+        metrics = _unaligned(metrics, spec)
+    if not _is_all(spec):
         paired = [m.name for m in metrics if m.paired]
         if paired and not have_ref:
             raise fail(f"{', '.join(paired)} need references: vocoder score REF GEN (or --pairs with ref<TAB>gen)")
         return metrics
-    usable, notes = usable_metrics(
-        metrics, have_ref, wvmos_ckpt, notify=lambda line: err_console.print(line, soft_wrap=True, markup=False)
-    )
+    usable, notes = usable_metrics(metrics, have_ref, wvmos_ckpt, notify=lambda line: say(err_console, line))
     for note in notes:
         name, _, reason = note.partition(": ")
-        err_console.print(f"[yellow]{escape(name)}:[/] {escape(reason)}", soft_wrap=True)
+        say(err_console, (f"{name}:", "yellow"), " ", reason)
     return usable
+
+
+def _unaligned(chosen: list[Metric], spec: str) -> list[Metric]:
+    """``--unaligned``: explicit names that need aligned signals are a usage error; ``-m all`` keeps the
+    metrics that apply and says which it left out."""
+    kept, left_out = for_unaligned_pairs(chosen, keep_applicable=_is_all(spec))
+    if left_out:
+        say(err_console, ("--unaligned:", "yellow"), f" left out {', '.join(left_out)} ({UNALIGNED_REASON}); "
+            "kept mcd as MCD after DTW and the reference-free metrics")
+    return kept
+
+
+def _check_output(output: Optional[Path], overwrite: bool) -> None:
+    """``-o FILE``: never a folder, and an existing file only with --overwrite (checked before any work)."""
+    if output is None:
+        return
+    if output.is_dir():
+        raise fail(f"-o {output}: is a folder; give a file name")
+    if output.exists() and not overwrite:
+        raise fail(f"-o {output}: exists; pass --overwrite to replace it")
+    folder = output.absolute().parent
+    while not folder.exists():  # the first folder that exists must be a writable folder
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise fail(f"-o {output}: cannot write into {folder} ({'not a folder' if not folder.is_dir() else 'permission denied'})")
 
 
 def _fmt(value: object, digits: int = 3) -> str:
@@ -83,13 +117,20 @@ def _fmt(value: object, digits: int = 3) -> str:
 def summary_table(run: ScoreRun) -> Table:
     table = Table(title=f"scores over {len(run.results)} files", title_justify="left")
     for col in ("metric", "mean", "std", "95% CI", "count", "failures", "computed with"):
-        table.add_column(col, justify="left" if col in ("metric", "computed with") else "right")
+        table.add_column(col, justify="left" if col in ("metric", "computed with") else "right",
+                         no_wrap=col != "computed with")
+    clipped = False
     for row in summary_rows(run):
         ci = "-" if row["ci_low"] is None else f"[{row['ci_low']:.3f}, {row['ci_high']:.3f}]"
+        if row["ci_clipped"]:
+            ci, clipped = ci + "*", True
         rate = row["sample_rate"]
         rate_text = f"{rate / 1000:g} kHz" if isinstance(rate, int) else str(rate)
-        table.add_row(row["metric"], _fmt(row["mean"]), _fmt(row["std"]), ci, str(row["count"]),
-                      str(row["failures"]), f"{row['library']}, {rate_text}")
+        table.add_row(cell(row["metric"]), _fmt(row["mean"]), _fmt(row["std"]), cell(ci), str(row["count"]),
+                      str(row["failures"]), cell(f"{row['library']}, {rate_text}"))
+    if clipped:
+        table.caption = "* interval clipped to the metric's range (ci_clipped in CSV and JSON)"
+        table.caption_justify = "left"
     return table
 
 
@@ -97,21 +138,21 @@ def files_table(run: ScoreRun) -> Table:
     table = Table(title="per file", title_justify="left")
     table.add_column("id")
     for key in run.keys:
-        table.add_column(key, justify="right")
+        table.add_column(key, justify="right", no_wrap=True)
     table.add_column("error")
     for result in run.results:
         row = result.row(run.keys)
-        table.add_row(result.id, *(_fmt(row[k]) for k in run.keys), row.get("error", ""))
+        table.add_row(cell(result.id), *(_fmt(row[k]) for k in run.keys), cell(row.get("error", "")))
     return table
 
 
 def _report_failures(run: ScoreRun) -> None:
     failed = run.failures
-    err_console.print(f"[bold red]{len(failed)} of {len(run.results)} files failed:[/]")
+    say(err_console, (f"{len(failed)} of {len(run.results)} files failed:", "bold red"))
     for result in failed[:MAX_LISTED_FAILURES]:
-        err_console.print(f"  {result.id}: {'; '.join(result.errors)}", soft_wrap=True, markup=False)
+        say(err_console, "  ", result.id, ": ", "; ".join(result.errors))
     if len(failed) > MAX_LISTED_FAILURES:
-        err_console.print(f"  ... and {len(failed) - MAX_LISTED_FAILURES} more (see the error column)")
+        say(err_console, f"  ... and {len(failed) - MAX_LISTED_FAILURES} more (see the error column)")
 
 
 def score(
@@ -120,12 +161,13 @@ def score(
         None, "--metrics", "-m",
         help="Comma-separated: pesq, pesq-nb, stoi, estoi, mstft, mcd, pitch, sisdr, lsd, dnsmos, wvmos, nisqa, "
         "nisqa-tts, or all (all skips NISQA until `vocoder weights pull nisqa` / `nisqa-tts`). "
-        "Default: pesq,stoi,estoi with references, dnsmos without.",
+        "Default: pesq,stoi,estoi with references (mcd with --unaligned), dnsmos without.",
     ),
     pairs_file: Optional[str] = typer.Option(None, "--pairs", help="File of ref<TAB>gen lines ('-' = stdin)."),
     per_file: bool = typer.Option(False, "--per-file", help="Include every file's row, not only the summary."),
     output_format: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table, csv, jsonl or json."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the result here instead of stdout."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Let -o replace an existing file."),
     workers: Optional[int] = typer.Option(None, "--workers", "-j", min=1, help="CPU processes (default: all cores)."),
     device: str = typer.Option("auto", "--device", help="For neural metrics: auto, cpu or cuda."),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="WV-MOS / NISQA clips per forward pass."),
@@ -137,29 +179,35 @@ def score(
     ),
     unaligned: bool = typer.Option(
         False, "--unaligned", help="References and outputs are not time-aligned (TTS output vs the recording): "
-        "no length check; mcd becomes MCD after unconstrained DTW; only mcd and reference-free metrics.",
+        "no length check; mcd becomes MCD after unconstrained DTW; only mcd and reference-free metrics "
+        "(-m all keeps those and says which it left out).",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Score generated audio against references (PESQ, STOI, ...) or on its own (DNSMOS, WV-MOS, NISQA)."""
+    _check_output(output, overwrite)
     if output is None:
         require_stdout()  # a closed stdout is refused before any work
     with user_errors():
         pairs, have_ref = _pairs(list(paths or []), pairs_file)
-        chosen = _choose_metrics(metrics or ("pesq,stoi,estoi" if have_ref else "dnsmos"), have_ref, wvmos_ckpt)
+        spec = metrics or ("dnsmos" if not have_ref else "mcd" if unaligned else "pesq,stoi,estoi")
+        chosen = _choose_metrics(spec, have_ref, wvmos_ckpt, unaligned)
         if not chosen:
             raise fail("no usable metric (see the warnings above)")
         chosen = apply_rates(chosen, rate)
-        if unaligned:
-            chosen = for_unaligned_pairs(chosen)
         neural = any(m.neural for m in chosen)
+        dev = resolve_device(device) if neural else "cpu"
+        seconds = audio_seconds(pairs)
+        note = long_work_note([(m, seconds) for m in chosen], workers or default_workers(), dev)
+        if note and not quiet:
+            say(err_console, ("note:", "yellow"), " ", note)
         stages = int(any(not m.neural for m in chosen)) + sum(m.neural for m in chosen)  # one pass per neural metric
         with progress_bar(quiet) as progress:
             task = progress.add_task("scoring", total=len(pairs) * stages)
             run = score_pairs(
-                pairs, chosen, workers=workers, device=resolve_device(device) if neural else "cpu",
+                pairs, chosen, workers=workers, device=dev,
                 wvmos_checkpoint=wvmos_ckpt, batch_size=batch_size,
-                notify=lambda line: err_console.print(line, soft_wrap=True, markup=False),
+                notify=lambda line: say(err_console, line),
                 on_done=lambda _: progress.advance(task),
             )
     if output_format is OutputFormat.table:
@@ -170,24 +218,27 @@ def score(
         if text is None:  # a table into a file: plain text, no colour codes
             buf = Console(record=True, width=160, file=io.StringIO())
             if per_file:
-                buf.print(files_table(run))
-            buf.print(summary_table(run))
+                buf.print(fit(files_table(run), buf))
+            buf.print(fit(summary_table(run), buf))
             text = buf.export_text()
-        atomic_write_bytes(output, text.encode("utf-8"))
-        err_console.print(summary_table(run))
-        err_console.print(f"wrote {output}")
+        try:
+            atomic_write_bytes(output, text.encode("utf-8"))
+        except OSError as exc:
+            raise fail(f"-o {output}: cannot write ({exc.strerror or exc})", EXIT_PARTIAL_FAILURE) from None
+        err_console.print(fit(summary_table(run), err_console))
+        say(err_console, "wrote ", str(output))
     elif text is None:
         terminal = Console()  # rendered as stdout's terminal would show it, written under the stdout rules
         stdout = Console(file=io.StringIO(), force_terminal=terminal.is_terminal, width=terminal.width)
         if per_file:
-            stdout.print(files_table(run))
-        stdout.print(summary_table(run))
+            stdout.print(fit(files_table(run), stdout))
+        stdout.print(fit(summary_table(run), stdout))
         write_stdout(stdout.file.getvalue())  # type: ignore[attr-defined]
     else:
         write_stdout(text)
     for result in run.results:
         for warning in result.warnings:
-            err_console.print(f"[yellow]warning:[/] {result.id}: {warning}", soft_wrap=True)
+            say(err_console, ("warning:", "yellow"), " ", result.id, ": ", warning)
     if run.failures:
         _report_failures(run)
         raise typer.Exit(EXIT_PARTIAL_FAILURE)

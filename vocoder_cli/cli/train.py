@@ -15,8 +15,13 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
-from vocoder_cli.cli.common import err_console, resolve_device, user_errors
-from vocoder_cli.training.trainer import TrainEvent, resolve_config, train as run_training
+from vocoder_cli.cli.common import err_console, fail, notify_pull, resolve_device, user_errors
+from vocoder_cli.cli.display import say
+from vocoder_cli.errors import WeightsError
+from vocoder_cli.training import checkpoint as ckpt
+from vocoder_cli.training.init_from import init_path
+from vocoder_cli.training.trainer import TrainEvent, finished_message, finished_step, resolve_config
+from vocoder_cli.training.trainer import train as run_training
 
 _SHOWN = ("loss/g", "loss/d", "loss/mel_l1", "loss/g_fm", "loss/g_adv")
 
@@ -66,22 +71,20 @@ class _Display:
             self.val = event.scalars
         if self.live is not None:
             if event.kind in ("note", "checkpoint", "end"):
-                self.live.console.print(f"[dim]{event.kind}[/] step {event.step}: {event.message}")
+                say(self.live.console, (event.kind, "dim"), f" step {event.step}: ", event.message)
             self.live.update(self._table(), refresh=True)
             return
         if self.quiet and event.kind not in ("note", "end"):
             return
         if event.kind == "step":
             losses = " ".join(f"{k.split('/')[-1]}={event.scalars[k]:.4f}" for k in _SHOWN if k in event.scalars)
-            err_console.print(
-                f"step {event.step} epoch {event.epoch} {event.steps_per_sec:.2f} steps/s {losses} "
-                f"eta {_fmt_eta(event.eta_s)}", markup=False, highlight=False, soft_wrap=True,
-            )
+            say(err_console, f"step {event.step} epoch {event.epoch} {event.steps_per_sec:.2f} steps/s {losses} "
+                f"eta {_fmt_eta(event.eta_s)}")
         elif event.kind == "val":
             vals = " ".join(f"{k}={v:.4f}" for k, v in event.scalars.items())
-            err_console.print(f"validation step {event.step}: {vals}", markup=False, highlight=False, soft_wrap=True)
+            say(err_console, f"validation step {event.step}: {vals}")
         else:
-            err_console.print(f"{event.kind} step {event.step}: {event.message}", markup=False, highlight=False, soft_wrap=True)
+            say(err_console, f"{event.kind} step {event.step}: ", event.message)
 
 
 def train(
@@ -100,10 +103,11 @@ def train(
     lr: float | None = typer.Option(None, "--lr", help="AdamW learning rate (2e-4)."),
     max_steps: int | None = typer.Option(None, "--max-steps", help="Stop at this global step (0: no limit)."),
     max_minutes: float | None = typer.Option(None, "--max-minutes", help="Stop after this many minutes of this invocation."),
-    init_from: Path | None = typer.Option(
+    init_from: str | None = typer.Option(
         None, "--init-from",
-        help="Start from these generator weights (fine-tuning): ours (.safetensors) or an official g_XXXXXXXX; "
-        "a do_XXXXXXXX beside it restores the discriminators, both optimisers, the step and the decayed lr.",
+        help="Start from these generator weights (fine-tuning): a weights name (`vocoder weights list`, pulled on "
+        "first use), our .safetensors, or an official g_XXXXXXXX; a do_XXXXXXXX beside it restores the "
+        "discriminators, both optimisers, the step and the decayed lr. Not read when --run has checkpoints.",
     ),
     reset_optimizer: bool | None = typer.Option(
         None, "--reset-optimizer/--keep-optimizer",
@@ -119,14 +123,24 @@ def train(
     """Train HiFi-GAN (LSGAN over MPD+MSD, feature matching x2, mel L1 x45, AdamW 2e-4, decay 0.999/epoch)."""
     rank = int(os.environ.get("RANK", "0"))
     with user_errors():
+        if init_from is not None and ckpt.latest_checkpoint(run) is not None:
+            if rank == 0:
+                say(err_console, ("note", "yellow"), " ", str(run), " has checkpoints: resuming it; --init-from is "
+                    "not used")
+            init_from = None
         cfg = resolve_config(
             run, config, overrides,
             data=str(data.resolve()) if data else None,
             batch_size=batch_size, segment=segment, lr=lr, max_steps=max_steps, max_minutes=max_minutes,
-            init_from=str(init_from.resolve()) if init_from else None,
+            init_from=_init_from(init_from) if init_from else None,
             gta_mels=str(gta_mels.resolve()) if gta_mels else None,
             compile=compile_, data_on_device=data_on_device, reset_optimizer=reset_optimizer,
         )
+        done = finished_step(run, cfg)
+        if done is not None:  # resuming would stop at once: say so, and how to go on
+            if rank == 0:
+                say(err_console, ("note", "yellow"), " ", finished_message(run, done, cfg.max_steps))
+            raise typer.Exit(0)
         dev = resolve_device(device)
         if dev.startswith("cuda") and "LOCAL_RANK" in os.environ:
             dev = f"cuda:{os.environ['LOCAL_RANK']}"
@@ -136,7 +150,7 @@ def train(
             if stop["requested"]:
                 raise KeyboardInterrupt
             stop["requested"] = True
-            err_console.print("[yellow]stopping after this step (checkpoint first); Ctrl-C again to abort[/]")
+            say(err_console, ("stopping after this step (checkpoint first); Ctrl-C again to abort", "yellow"))
 
         previous = signal.signal(signal.SIGINT, on_sigint)
         try:
@@ -149,7 +163,21 @@ def train(
             signal.signal(signal.SIGINT, previous)
     if rank == 0:
         best = f", best val mel L1 {outcome.best_val_mel_l1:.4f}" if outcome.best_val_mel_l1 is not None else ""
-        err_console.print(
-            f"[green]stopped[/] at step {outcome.step} (epoch {outcome.epoch}, {outcome.reason}); "
-            f"checkpoint {outcome.checkpoint}{best}"
-        )
+        say(err_console, ("stopped", "green"), f" at step {outcome.step} (epoch {outcome.epoch}, {outcome.reason}); "
+            "checkpoint ", str(outcome.checkpoint), best)
+
+
+def _init_from(spec: str) -> str:
+    """``--init-from`` as a file: a path as given, or a weights name resolved as ``--weights`` resolves it:
+    a registered name is pulled on first use (under torchrun only from the cache: N processes must not
+    download the same file at once; the error says to run `vocoder weights pull NAME` first)."""
+    from vocoder_cli.weights.resolve import ensure_weights
+
+    single = int(os.environ.get("WORLD_SIZE", "1")) <= 1
+    try:
+        if single and not Path(spec).expanduser().is_file() and spec.strip().lower() != "griffin-lim":
+            spec = str(ensure_weights(spec, notify=notify_pull))
+    except WeightsError as exc:
+        reason = str(exc).removeprefix(f"{spec}: ")  # "PATH: no such weights file" names it once
+        raise fail(f"--init-from {spec}: {reason}") from None
+    return str(init_path(spec).resolve())

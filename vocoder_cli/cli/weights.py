@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vocoder_cli.cli.common import download_bar, err_console, notify_pull, user_errors
+from vocoder_cli.cli.display import cell, line, say
 from vocoder_cli.weights import registry
 from vocoder_cli.weights.cache import cached_file, cached_files, cached_names, data_dir
 from vocoder_cli.weights.download import sha256_of
@@ -108,7 +109,7 @@ def list_weights(
         return
     names = [f"{r['name']} *" if r["default"] else str(r["name"]) for r in rows]
     sources = [_source_label(r) for r in rows]
-    fixed = [max(map(len, names), default=4), max(map(len, sources), default=6), 8, 6]
+    fixed = [max((cell(n).cell_len for n in names), default=4), max((cell(s).cell_len for s in sources), default=6), 8, 6]
     # Every column but the description keeps its full width; the description gets what is left.
     what_width = max(12, out_console.width - sum(fixed) - 3 * len(fixed) - 1)
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
@@ -117,13 +118,13 @@ def list_weights(
     table.add_column("what", no_wrap=True, overflow="ellipsis", max_width=what_width)
     for row, name, source in zip(rows, names, sources):
         table.add_row(
-            name,
-            source,
+            cell(name),
+            cell(source),
             _size(row["size"]),  # type: ignore[arg-type]
             "[green]yes[/]" if row["cached"] else "no",
-            str(row["description"]),
+            cell(row["description"]),
         )
-    out_console.print(f"weights cache: {data_dir() / 'weights'}", markup=False, soft_wrap=False)
+    out_console.print(line("weights cache: ", str(data_dir() / "weights")), soft_wrap=False)
     out_console.print(table)
     used = sorted({str(r["source"]) for r in rows})
     notes = "; ".join(f"{kind} = {_SOURCE_NOTES[kind]}" for kind in used if kind in _SOURCE_NOTES)
@@ -158,16 +159,14 @@ def pull(
     with user_errors():
         plan = plan_pull(name, url, verify=not no_verify, wheel_file=wheel)
         if plan.sha256 is None:
-            err_console.print(
-                f"[bold yellow]warning:[/] {name} is downloaded WITHOUT checksum verification", markup=True
-            )
+            say(err_console, ("warning:", "bold yellow"), " ", name, " is downloaded WITHOUT checksum verification")
         if not quiet:
             notify_pull(plan.describe())
         with download_bar(quiet or plan.url is None) as progress:
             task = progress.add_task(plan.entry.name, total=None)
             path = pull_weights(plan, progress=lambda done, total: progress.update(task, completed=done, total=total))
     if plan.sha256 is None:
-        err_console.print(f"sha256 of the downloaded file: {sha256_of(path)}")
+        say(err_console, "sha256 of the downloaded file: ", sha256_of(path))
     typer.echo(str(path))
 
 
@@ -192,15 +191,16 @@ def info(name_or_path: str = typer.Argument(..., help="A weights name or a .safe
     with user_errors():
         path = resolve_weights(name_or_path)
         if path.suffix != ".safetensors":  # not a generator (e.g. the WV-MOS checkpoint): what we know of it
-            out_console.print(f"{path} ({_size(path.stat().st_size)})\nsha256: {sha256_of(path)}", markup=False)
+            say(out_console, str(path), f" ({_size(path.stat().st_size)})")
+            say(out_console, "sha256: ", sha256_of(path))
             return
         meta = read_metadata(path)
-    out_console.print(f"[bold]{path}[/] ({_size(path.stat().st_size)})", markup=True)
+    say(out_console, (str(path), "bold"), f" ({_size(path.stat().st_size)})")
     for key in ("generator_config", "mel_config"):
-        out_console.print(f"[bold]{key}[/]: {json.dumps(json.loads(meta[key]))}", markup=True)
+        say(out_console, (key, "bold"), ": ", json.dumps(json.loads(meta[key])))
     for key, value in sorted(meta.items()):
         if key not in ("generator_config", "mel_config"):
-            out_console.print(f"{key}: {value}", markup=False)
+            say(out_console, key, ": ", value)
 
 
 @app.command("add")
@@ -223,7 +223,7 @@ def add(
             origin="user",
         )
         path = registry.add_user_entry(entry)
-    err_console.print(f"registered {name} in {path}")
+    say(err_console, "registered ", name, " in ", str(path))
 
 
 @app.command("rm")
@@ -231,4 +231,4 @@ def rm(name: str = typer.Argument(..., help="A name in the cache.")) -> None:
     """Delete NAME's files from the cache (registry entries stay)."""
     with user_errors():
         folder = remove_weights(name)
-    err_console.print(f"removed {folder}")
+    say(err_console, "removed ", str(folder))

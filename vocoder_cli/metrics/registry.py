@@ -54,6 +54,37 @@ METRICS: dict[str, Metric] = {
                _batched_placeholder, neural=True, native_rate=True),
     )
 }
+# The values each output key can take: the summary's 95% interval is clipped to them (a t-interval over
+# values near a bound crosses it: STOI 1.009, PESQ 5.017) and says so. PESQ: the P.862.2 / P.862.1
+# mappings of a raw score of at most 4.5 (0.999 + 4 / (1 + exp(-a x + b))); STOI/ESTOI: correlations.
+# The MOS predictors' 1-5 is their scale, not a hard limit of the model: an interval is never clipped
+# inside the values actually observed (summary.py).
+INF = float("inf")
+VALID_RANGES: dict[str, tuple[float, float]] = {
+    "pesq": (0.999, 4.644), "pesq-nb": (0.999, 4.549), "stoi": (-1.0, 1.0), "estoi": (-1.0, 1.0),
+    "mstft": (0.0, INF), "mcd": (0.0, INF), "mcd_dtw": (0.0, INF), "lsd": (0.0, INF),
+    "f0_rmse": (0.0, INF), "vuv_f1": (0.0, 1.0), "periodicity": (0.0, 1.0),
+    **{k: (1.0, 5.0) for k in ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808", "wvmos", "nisqa_mos",
+                               "nisqa_noi", "nisqa_col", "nisqa_dis", "nisqa_loud", "nisqa_tts")},
+}
+
+
+def valid_range(key: str) -> tuple[float, float] | None:
+    """The values ``key`` can take (None: unbounded, e.g. SI-SDR in dB)."""
+    return VALID_RANGES.get(key)
+
+
+# What a metric costs, in seconds per second of scored (generated) audio, measured with 10-40 s of speech
+# on a shared 2-core x86 CPU (load average 2-9): CPU metrics per worker process (the pool divides it), the
+# neural ones for the whole machine (one process using every thread). CREPE pitch is the one that turns
+# minutes into hours: 1.3-3.1 s per second of audio here, 7 s of CPU on another machine.
+CPU_COST: dict[str, float] = {
+    "pesq": 0.02, "pesq-nb": 0.01, "stoi": 0.01, "estoi": 0.02, "mstft": 0.04, "mcd": 0.09, "sisdr": 0.01,
+    "lsd": 0.01, "dnsmos": 0.4, "wvmos": 0.15, "nisqa": 0.05, "nisqa-tts": 0.05, "pitch": 2.5,
+}
+LONG_WORK_SECONDS = 60.0  # an estimate above this is announced before the work starts
+
+
 # Names accepted as aliases of a metric that computes several keys at once.
 ALIASES = {"f0": "pitch", "vuv": "pitch", "periodicity": "pitch", "mcd_dtw": "mcd", "pesq_nb": "pesq-nb",
            "nisqa_tts": "nisqa-tts"}
@@ -81,23 +112,31 @@ def get_metric(name: str) -> Metric:
     return parse_metrics(name)[0]
 
 
-def for_unaligned_pairs(metrics: list[Metric]) -> list[Metric]:
+UNALIGNED_REASON = "they compare time-aligned signals sample by sample or frame by frame"
+
+
+def for_unaligned_pairs(metrics: list[Metric], keep_applicable: bool = False) -> tuple[list[Metric], list[str]]:
     """The metrics to use when references and outputs are not time-aligned (TTS output against the
     recording of the same text): reference-free metrics as they are, ``mcd`` as MCD after an
-    unconstrained DTW (key ``mcd_dtw`` only); any other paired metric is a ConfigError."""
-    chosen = []
+    unconstrained DTW (key ``mcd_dtw`` only), and the names of the paired metrics left out.
+
+    Any other paired metric is a ConfigError, unless ``keep_applicable`` (``-m all``): then it is left
+    out and named in the second list."""
+    chosen, left_out = [], []
     for metric in metrics:
         if not metric.paired:
             chosen.append(metric)
         elif metric.name == "mcd":
             chosen.append(replace(metric, keys=("mcd_dtw",), compute=signal.mcd_unaligned, aligned=False,
                                   description="mel-cepstral distortion in dB after unconstrained DTW (unaligned pairs)"))
+        elif keep_applicable:
+            left_out.append(metric.name)
         else:
             raise ConfigError(
                 f"metric {metric.name!r} compares aligned signals sample by sample or frame by frame; with "
                 "--unaligned use mcd (DTW) and the reference-free metrics (dnsmos, wvmos, nisqa, nisqa-tts)"
             )
-    return chosen
+    return chosen, left_out
 
 
 def apply_rates(metrics: list[Metric], spec: str | None) -> list[Metric]:

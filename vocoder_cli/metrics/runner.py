@@ -29,7 +29,7 @@ from vocoder_cli.metrics.base import (
     require_signal,
 )
 from vocoder_cli.metrics.pairing import Pair
-from vocoder_cli.metrics.registry import METRICS, NISQA_METRICS
+from vocoder_cli.metrics.registry import METRICS, NISQA_METRICS, valid_range
 from vocoder_cli.metrics.summary import Summary, summarise
 
 # A vocoder's output differs from its input by less than one hop: 256 samples at 22.05 kHz (11.6 ms).
@@ -77,10 +77,16 @@ class ScoreRun:
         return [r for r in self.results if r.failed]
 
     def summaries(self) -> list[Summary]:
-        return [summarise(k, [r.scores.get(k) for r in self.results]) for k in self.keys]
+        return [summarise(k, [r.scores.get(k) for r in self.results], valid_range(k)) for k in self.keys]
 
     def info(self) -> dict[str, dict[str, Any]]:
-        return {m.name: m.info() for m in self.metrics}
+        """Each metric's :meth:`Metric.info` and the valid range of each key (None: unbounded)."""
+        return {m.name: {**m.info(), "ranges": {k: _json_range(k) for k in m.keys}} for m in self.metrics}
+
+
+def _json_range(key: str) -> list[float | None] | None:
+    bounds = valid_range(key)
+    return None if bounds is None else [b if math.isfinite(b) else None for b in bounds]
 
 
 def length_check(ref_len: int, gen_len: int, sr: int, hop_seconds: float = HOP_SECONDS) -> str | None:
@@ -94,7 +100,8 @@ def length_check(ref_len: int, gen_len: int, sr: int, hop_seconds: float = HOP_S
             f"at {sr} Hz: {diff} samples ({1000 * diff / sr:.0f} ms) apart")
     if diff > refuse:
         raise MetricError(f"length mismatch: {what}, more than {refuse} ({FAIL_HOPS} hops); "
-                          "a wrong pairing or a truncated output")
+                          "a wrong pairing or a truncated output, or outputs not time-aligned with their "
+                          "references (TTS): score those with --unaligned")
     if diff > accept:
         return (f"length differs: {what}, more than the {accept} accepted ({ACCEPT_HOPS} hops); "
                 f"scored on the first {min(ref_len, gen_len)} samples")

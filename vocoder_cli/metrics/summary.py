@@ -1,4 +1,9 @@
-"""Summary statistics per metric key: mean, sample std, 95% t-interval, count and failures."""
+"""Summary statistics per metric key: mean, sample std, 95% t-interval, count and failures.
+
+A t-interval is symmetric, so near a bound of the metric's scale it crosses it (STOI 0.99 +- 0.02 gives
+an upper limit of 1.01, which no STOI can reach): the interval is clipped to the key's valid range and
+``ci_clipped`` says so. The range never cuts into values actually observed (a MOS predictor's 1-5 is a
+scale, not a hard limit of its model)."""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ class Summary:
     ci_high: float | None
     count: int
     failures: int
+    ci_clipped: bool = False  # the interval was cut to the metric's valid range
 
     def as_dict(self) -> dict[str, float | int | str | None]:
         return asdict(self)
@@ -45,16 +51,23 @@ def t_quantile_975(dof: int) -> float:
     return float(t.ppf(0.975, dof))
 
 
-def summarise(key: str, values: Sequence[float | None]) -> Summary:
-    """Statistics over the files where the metric succeeded; ``failures`` counts the rest."""
-    valid = [float(v) for v in values if v is not None and math.isfinite(v)]
-    failures = len(values) - len(valid)
-    n = len(valid)
+def summarise(key: str, values: Sequence[float | None], valid: tuple[float, float] | None = None) -> Summary:
+    """Statistics over the files where the metric succeeded; ``failures`` counts the rest. ``valid``:
+    the values the key can take (registry.VALID_RANGES), to which the interval is clipped."""
+    finite = [float(v) for v in values if v is not None and math.isfinite(v)]
+    failures = len(values) - len(finite)
+    n = len(finite)
     if n == 0:
         return Summary(key, None, None, None, None, 0, failures)
-    mean = sum(valid) / n
+    mean = sum(finite) / n
     if n == 1:
         return Summary(key, mean, None, None, None, 1, failures)
-    std = math.sqrt(sum((v - mean) ** 2 for v in valid) / (n - 1))
+    std = math.sqrt(sum((v - mean) ** 2 for v in finite) / (n - 1))
     half = t_quantile_975(n - 1) * std / math.sqrt(n)
-    return Summary(key, mean, std, mean - half, mean + half, n, failures)
+    low, high = mean - half, mean + half
+    clipped = False
+    if valid is not None:
+        floor, ceiling = min(valid[0], min(finite)), max(valid[1], max(finite))
+        clipped = low < floor or high > ceiling
+        low, high = max(low, floor), min(high, ceiling)
+    return Summary(key, mean, std, low, high, n, failures, clipped)

@@ -31,12 +31,13 @@ from vocoder_cli import __version__
 from vocoder_cli.audio import atomic_write_bytes, load_audio, save_audio
 from vocoder_cli.errors import VocoderError
 from vocoder_cli.metrics.base import Metric, library_version
-from vocoder_cli.metrics.pairing import Pair
-from vocoder_cli.metrics.report import summary_rows, to_csv, to_json
+from vocoder_cli.metrics.estimate import audio_seconds
+from vocoder_cli.metrics.pairing import Pair, pair_paths
+from vocoder_cli.metrics.report import encodable, summary_rows, to_csv, to_json
 from vocoder_cli.metrics.runner import FileResult, ScoreRun, score_pairs
 from vocoder_cli.report.choose import higher_is_better, rank_key
 from vocoder_cli.report.examples import Level, load_example
-from vocoder_cli.report.outdir import check_out_dir, discard, publish, staging_dir
+from vocoder_cli.report.outdir import StagingKept, check_out_dir, discard, publish, staging_dir
 from vocoder_cli.report.sets import Group, pair_group, slugify
 
 DEFAULT_EXAMPLES = 3
@@ -306,20 +307,20 @@ def _summary_json(result: ReportResult) -> str:
         "problems": [{"group": p.group, "item": p.item, "message": p.message} for p in result.problems],
         "notes": result.notes,
     }
-    return json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
+    return json.dumps(encodable(payload), indent=2, ensure_ascii=False) + "\n"
 
 
 def _summary_csv(result: ReportResult) -> str:
     buf = io.StringIO()
-    fields = ["group", "set", "weights", "metric", "mean", "std", "ci_low", "ci_high", "count", "failures",
-              "library", "sample_rate"]
+    fields = ["group", "set", "weights", "metric", "mean", "std", "ci_low", "ci_high", "ci_clipped", "count",
+              "failures", "library", "sample_rate"]
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for g in result.groups:
         for key, row in g.summary().items():
             out = {"group": g.group.name, "set": g.group.set_name, "weights": g.group.weights or "", "metric": key}
             out.update(row)
-            writer.writerow({k: "" if out.get(k) is None else out.get(k) for k in fields})
+            writer.writerow(encodable({k: "" if out.get(k) is None else out.get(k) for k in fields}))
     return buf.getvalue()
 
 
@@ -353,6 +354,31 @@ def _resynthesise(groups: list[GroupReport], options: ReportOptions, progress: P
                     g.problems.append(Problem(g.group.name, failure.source, f"resynthesis failed: {failure.reason}"))
 
 
+def _scored_seconds(group: Group) -> float:
+    """Seconds of audio the group's metrics will score: its GEN files, or for --weights its references
+    (what will be generated); 0 where the folder cannot be paired (the report lists that problem)."""
+    try:
+        pairs = pair_paths(None, group.ref) if group.weights and group.ref else pair_group(group)
+    except (VocoderError, OSError):
+        return 0.0
+    return audio_seconds(pairs)
+
+
+def scoring_work(
+    groups: Sequence[Group], chosen: Sequence[Metric], free: Sequence[Metric]
+) -> list[tuple[Metric, float]]:
+    """Each metric with the seconds of audio it will score over every group that uses it (for the
+    estimate said before a long run: metrics/estimate.py); file headers only."""
+    seconds: dict[str, float] = {}
+    metrics: dict[str, Metric] = {}
+    for group in groups:
+        audio = _scored_seconds(group)
+        for metric in chosen if group.paired else free:
+            metrics[metric.name] = metric
+            seconds[metric.name] = seconds.get(metric.name, 0.0) + audio
+    return [(metrics[name], seconds[name]) for name in metrics]
+
+
 def _inputs(groups: Sequence[Group]) -> list[Path]:
     """The folders a user gave (not the ones --weights generates inside OUT_DIR)."""
     out = []
@@ -381,19 +407,27 @@ def build_report(
     The report is built in a sibling folder and replaces ``out_dir`` only when complete (see
     `vocoder_cli.report.outdir`): a re-run leaves nothing of the previous run, a failed one leaves the
     previous report as it was. Raises only for setup errors (a missing [report] extra, a metric that
-    cannot run at all, an OUT_DIR holding files the report did not write)."""
-    from vocoder_cli.report.figures import require_matplotlib
-
-    require_matplotlib()
-    check_out_dir(out_dir, _inputs(groups))
+    cannot run at all, an OUT_DIR holding files the report did not write or overlapping an input)."""
+    check_report(out_dir, groups)
     staging = staging_dir(out_dir)
     try:
         result = _build(staging, out_dir, groups, options, progress or NullProgress(), notify)
         publish(staging, out_dir)
+    except StagingKept:
+        raise  # complete, and named in the message: the user's to keep
     except BaseException:
         discard(staging)
         raise
     return result
+
+
+def check_report(out_dir: Path, groups: Sequence[Group]) -> None:
+    """Every check that needs no scoring, so a usage problem costs nothing: the [report] extra, and an
+    OUT_DIR that can be replaced and overlaps no input folder (ConfigError)."""
+    from vocoder_cli.report.figures import require_matplotlib
+
+    require_matplotlib()
+    check_out_dir(out_dir, _inputs(groups))
 
 
 def _build(

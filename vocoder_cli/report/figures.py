@@ -2,6 +2,9 @@
 
 Three kinds: the distribution of each metric over a group's files, the same across groups, and for
 one sampled file the waveform overlay, both log-mels on one colour scale and their difference.
+
+Set names and file ids are user text: every string drawn passes through :func:`literal` and is drawn
+with ``parse_math=False`` (matplotlib would read ``$x$`` as math text and raise on ``$\\frac$``).
 """
 
 from __future__ import annotations
@@ -31,6 +34,22 @@ def require_matplotlib() -> None:
                                 "pip install 'vocoder[report]'")
 
 
+def literal(text: object) -> str:
+    """``text`` as matplotlib can draw it: control characters and undecodable file-name bytes (Python's
+    surrogate escapes, which crash FreeType) as visible escapes such as ``\\x1b`` and ``\\xff``."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if 0xDC80 <= code <= 0xDCFF:
+            out.append(f"\\x{code - 0xDC00:02x}")
+        else:
+            out.append(ch if ch.isprintable() else ascii(ch)[1:-1])
+    return "".join(out)
+
+
 def _pyplot() -> Any:
     import matplotlib
 
@@ -38,7 +57,8 @@ def _pyplot() -> Any:
     import matplotlib.pyplot as plt
 
     plt.rcParams.update({"font.size": 9, "axes.titlesize": 10, "figure.dpi": DPI, "savefig.dpi": DPI,
-                         "axes.spines.top": False, "axes.spines.right": False})
+                         "axes.spines.top": False, "axes.spines.right": False,
+                         "text.parse_math": False})  # no text of ours is math; user text must stay literal
     return plt
 
 
@@ -85,11 +105,11 @@ def distribution_figure(values: dict[str, Sequence[float]], title: str, path: Pa
         if data.size:
             ax.boxplot(data, widths=0.5, showfliers=False, medianprops={"color": GEN_COLOUR})
             ax.scatter(1 + rng.uniform(-0.15, 0.15, data.size), data, s=9, alpha=0.6, color=REF_COLOUR, zorder=3)
-        ax.set_title(f"{key} (n={data.size})")
+        ax.set_title(f"{literal(key)} (n={data.size})", parse_math=False)
         ax.set_xticks([])
     for ax in list(axes.flat)[len(keys):]:
         ax.axis("off")
-    fig.suptitle(title, x=0.01, ha="left")
+    fig.suptitle(literal(title), x=0.01, ha="left", parse_math=False)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -109,8 +129,9 @@ def comparison_figure(keys: Sequence[str], groups: Sequence[tuple[str, dict[str,
             ax.boxplot([d for _, d in present], positions=positions, orientation="horizontal", widths=0.6,
                        showfliers=False, medianprops={"color": GEN_COLOUR})
         ax.set_yticks(positions)
-        ax.set_yticklabels([label if i % cols == 0 or not everywhere else "" for label, _ in present])
-        ax.set_title(f"{key} ({better[key]})")
+        ax.set_yticklabels([literal(label) if i % cols == 0 or not everywhere else "" for label, _ in present],
+                           parse_math=False)
+        ax.set_title(f"{literal(key)} ({better[key]})", parse_math=False)
         ax.set_ylim(-0.7, max(len(present), 1) - 0.3)
     for ax in list(axes.flat)[len(keys):]:
         ax.axis("off")
@@ -137,7 +158,7 @@ def example_figure(example: ExampleAudio, title: str, path: Path) -> Path:
     ax.set_xlim(0, gen.size / sr)
     ax.set_ylabel("amplitude")
     ax.legend(loc="upper right", fontsize=8, ncol=2, frameon=False)
-    ax.set_title(title, loc="left")
+    ax.set_title(literal(title), loc="left", parse_math=False)
     lo, hi = example.zoom
     ax.axvspan(lo / sr, hi / sr, color="0.85", zorder=0)
     ax = axes[1]

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from vocoder_cli.metrics.report import encodable
 from vocoder_cli.report.choose import higher_is_better
 
 if TYPE_CHECKING:
@@ -60,8 +61,9 @@ audio { width: 320px; max-width: 100%; height: 36px; }
 
 
 def e(value: object) -> str:
-    """Escape any text for HTML element content and attribute values."""
-    return html.escape(str(value), quote=True)
+    """Escape any text for HTML element content and attribute values (undecodable file-name bytes as
+    ``\\xff``: the page is always valid UTF-8)."""
+    return html.escape(encodable(str(value)), quote=True)
 
 
 def url(path: str) -> str:
@@ -106,7 +108,8 @@ def _comparisons(result: ReportResult) -> str:
                        "<figcaption>The distribution of each metric over the files of every set (boxes: "
                        "quartiles and median; whiskers: 1.5 IQR).</figcaption></figure>")
     out.append("<p class=muted>Mean ± half-width of the 95% t-interval over the files where the metric "
-               "succeeded; bold: the best of the rows that share one reference folder. ↑ higher is better, "
+               "succeeded (* the interval clipped to the metric's range, e.g. STOI at most 1: shown as "
+               "[low, high]); bold: the best of the rows that share one reference folder. ↑ higher is better, "
                "↓ lower is better. Sets scored with different metrics (reference-free ones) have their own "
                f"table; more than {MAX_TABLE_KEYS} metric columns are split over several tables.</p>")
     return "".join(out)
@@ -135,8 +138,12 @@ def _comparison(groups: Sequence[GroupReport], keys: Sequence[str]) -> str:
             if row is None or row["mean"] is None:
                 cells.append("<td>–</td>")
                 continue
-            half = None if row["ci_high"] is None else (row["ci_high"] - row["ci_low"]) / 2
-            text = num(row["mean"]) + ("" if half is None else f" ± {num(half)}")
+            if row["ci_high"] is None:
+                text = num(row["mean"])
+            elif row.get("ci_clipped"):  # no longer symmetric: the interval itself
+                text = f"{num(row['mean'])} [{num(row['ci_low'])}, {num(row['ci_high'])}]*"
+            else:
+                text = f"{num(row['mean'])} ± {num((row['ci_high'] - row['ci_low']) / 2)}"
             mark = _same(g) in several and best.get((_same(g), key)) == row["mean"]
             cells.append(f'<td{" class=best" if mark else ""}>{text}</td>')
         css = ' class="set-start"' if previous is not None and previous != _same(g) else ""
@@ -171,6 +178,8 @@ def _summary(g: GroupReport) -> str:
     rows = []
     for key, row in g.summary().items():
         ci = "–" if row["ci_low"] is None else f"[{num(row['ci_low'])}, {num(row['ci_high'])}]"
+        if row.get("ci_clipped"):
+            ci += " <span title=\"clipped to the metric's range\">*</span>"
         rate = row["sample_rate"]
         rate_text = f"{rate / 1000:g} kHz" if isinstance(rate, int) else e(rate)
         rows.append(f"<tr><td class=l>{e(key)} {arrow(key)}</td><td>{num(row['mean'])}</td><td>{ci}</td>"

@@ -63,11 +63,30 @@ def _do_file(g_path: Path) -> Path | None:
     return do_path if do_path.is_file() else None
 
 
+def init_path(spec: str) -> Path:
+    """The file ``--init-from`` names: a path, or a weights name as every ``--weights`` takes it (the
+    cache, never a download: the CLI pulls a registered name first). ConfigError when there is none, or
+    for what cannot be trained from (an exported ONNX model, Griffin-Lim)."""
+    from vocoder_cli.errors import WeightsError
+    from vocoder_cli.weights.resolve import resolve_weights
+
+    if spec.strip().lower() == "griffin-lim":
+        raise ConfigError("--init-from griffin-lim: Griffin-Lim has no weights to start from")
+    path = Path(spec).expanduser()
+    if not path.is_file():
+        try:
+            path = resolve_weights(spec)
+        except WeightsError as exc:
+            raise ConfigError(f"--init-from {spec}: {exc}") from None
+    if path.suffix.lower() == ".onnx":
+        raise ConfigError(f"--init-from {spec}: an exported ONNX model cannot be trained; give the .safetensors "
+                          "weights (or the name) it was exported from")
+    return path
+
+
 def init_configs(spec: str) -> tuple[GeneratorConfig, MelConfig]:
     """The generator and mel configs of ``--init-from`` weights, without reading a ``do_`` file."""
-    path = Path(spec)
-    if not path.is_file():
-        raise ConfigError(f"--init-from {spec}: file not found")
+    path = init_path(spec)
     if path.suffix == ".safetensors":
         from vocoder_cli.weights.format import load_generator
 
@@ -80,10 +99,9 @@ def init_configs(spec: str) -> tuple[GeneratorConfig, MelConfig]:
 
 
 def load_init_weights(spec: str) -> InitWeights:
-    """Our ``.safetensors`` file, or an official generator checkpoint (and its ``do_`` file when present)."""
-    path = Path(spec)
-    if not path.is_file():
-        raise ConfigError(f"--init-from {spec}: file not found")
+    """Our ``.safetensors`` file (a path or a weights name), or an official generator checkpoint (and its
+    ``do_`` file when present)."""
+    path = init_path(spec)
     if path.suffix == ".safetensors":
         from vocoder_cli.weights.format import load_generator
 

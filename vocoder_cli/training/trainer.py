@@ -47,6 +47,11 @@ from vocoder_cli.training.step import GANStep
 from vocoder_cli.training.validation import validate
 
 
+# Besides every log_interval steps (and this invocation's first step), a log line at least this often, so a
+# slow machine (V1 on a laptop CPU: ~10 s per step) shows losses long before step 50.
+LOG_SECONDS = 30.0
+
+
 class TrainingDiverged(VocoderError):
     """Too many consecutive steps with non-finite gradients."""
 
@@ -372,10 +377,12 @@ def _train(cfg: TrainConfig, run_dir: Path, info: DistInfo, emit: EventSink, sto
 
     started = time.monotonic()
     window_start, window_steps = time.monotonic(), 0
+    first_step = step + 1  # this invocation's first step is always logged: a sign of life before log_interval
     bad_streak, reason = 0, ""
     saved_step = step if latest is not None else None  # decided locally on every rank, never from the file system
     if cfg.max_steps and step >= cfg.max_steps:
         reason = "max_steps"
+        emit(TrainEvent("note", step, epoch, message=finished_message(run_dir, step, cfg.max_steps)))
     sums: dict[str, torch.Tensor] = {}
     while not reason:
         for batch in source.batches(epoch, index):
@@ -403,8 +410,8 @@ def _train(cfg: TrainConfig, run_dir: Path, info: DistInfo, emit: EventSink, sto
                         "lower --lr or enable --set grad_clip=..., then resume from the last good checkpoint"
                     )
 
-            if step % cfg.log_interval == 0:
-                now = time.monotonic()
+            now = time.monotonic()
+            if step % cfg.log_interval == 0 or step == first_step or now - window_start >= LOG_SECONDS:
                 rate = window_steps / max(now - window_start, 1e-9)
                 scalars = {k: float(v) / window_steps for k, v in sums.items()}
                 scalars.update({"lr": optim_g.param_groups[0]["lr"], "speed/steps_per_sec": rate, "epoch": float(epoch)})
@@ -447,6 +454,21 @@ def _train(cfg: TrainConfig, run_dir: Path, info: DistInfo, emit: EventSink, sto
     return TrainOutcome(step, epoch, reason, ckpt.state_path(run_dir, step), best)
 
 
+def finished_step(run_dir: Path, cfg: TrainConfig) -> int | None:
+    """The step of the run's latest checkpoint when it has already reached ``cfg.max_steps`` (resuming
+    would stop at once), else None. Reads file names only."""
+    found = ckpt.list_checkpoints(run_dir)
+    if not found or not cfg.max_steps or found[-1][0] < cfg.max_steps:
+        return None
+    return found[-1][0]
+
+
+def finished_message(run_dir: Path, step: int, max_steps: int) -> str:
+    """What to do with a run that has reached its max_steps (a global step: a larger value trains on)."""
+    return (f"the run in {run_dir} is finished: step {step} reached max_steps {max_steps}; to train on, give a "
+            f"higher limit, e.g. vocoder train --run {run_dir} --max-steps {2 * step} (0: no limit)")
+
+
 def _eta(cfg: TrainConfig, step: int, rate: float, started: float) -> float | None:
     left = []
     if cfg.max_steps and rate > 0:
@@ -456,4 +478,5 @@ def _eta(cfg: TrainConfig, step: int, rate: float, started: float) -> float | No
     return max(0.0, min(left)) if left else None
 
 
-__all__ = ["TrainEvent", "TrainOutcome", "TrainingDiverged", "resolve_config", "train"]
+__all__ = ["TrainEvent", "TrainOutcome", "TrainingDiverged", "finished_message", "finished_step", "resolve_config",
+           "train"]
