@@ -148,3 +148,19 @@ def test_weights_list_and_info_show_user_text_literally(tmp_path: Path, monkeypa
     assert info.exit_code == 0, info.output
     assert str(path) in info.stdout and f"description: {SHOWN}" in info.stdout and "\x1b" not in info.stdout
     assert json.loads(info.stdout.split("generator_config: ")[1].splitlines()[0])["n_mels"] == 80
+
+
+def test_cli_reference_page_is_generated_from_the_app() -> None:
+    """docs/cli.md is Typer's own rendering of the app (`typer vocoder_cli.cli.app utils docs --name vocoder
+    --output docs/cli.md`): a changed option or help text without the page regenerated fails here."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    typer_cli = Path(sys.executable).with_name("typer")
+    if not typer_cli.is_file():
+        pytest.fail(f"the typer command is missing beside {sys.executable} (it ships with typer)")
+    done = subprocess.run([str(typer_cli), "vocoder_cli.cli.app", "utils", "docs", "--name", "vocoder"],
+                          capture_output=True, text=True, check=True)
+    page = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
+    assert done.stdout.strip() == page.strip(), "docs/cli.md is stale: regenerate it with the command above"
