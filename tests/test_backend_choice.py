@@ -71,3 +71,20 @@ def test_quiet_silences_the_one_time_notes(tmp_path, monkeypatch: pytest.MonkeyP
             assert done.stderr == ""
         else:
             assert "exporting " in done.stderr and "--backend auto: timed torch and onnx" in done.stderr
+
+
+def test_the_cli_lets_idle_openmp_threads_sleep_unless_the_user_chose() -> None:
+    """The CLI sets OMP_WAIT_POLICY=PASSIVE before torch (and its OpenMP runtime) loads, and keeps a policy
+    the user set; the library alone (no CLI) changes nothing."""
+    code = "import os, {mod}; import torch; print(os.environ.get('OMP_WAIT_POLICY'))"
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+
+    def policy(module: str, **extra: str) -> str:
+        done = subprocess.run([sys.executable, "-c", code.format(mod=module)], env={**env, **extra},
+                              capture_output=True, text=True, check=True)
+        return done.stdout.strip()
+
+    assert policy("vocoder_cli.cli.app") == "PASSIVE"
+    assert policy("vocoder_cli.cli.app", OMP_WAIT_POLICY="ACTIVE") == "ACTIVE"
+    assert policy("vocoder_cli.cli.app", GOMP_SPINCOUNT="10000") == "None"
+    assert policy("vocoder_cli.inference") == "None"
