@@ -1,4 +1,4 @@
-"""Side-by-side synthesis speed and accuracy of the backends, in one process, on real speech (issue 11).
+"""Side-by-side synthesis speed and accuracy of the backends, in one process, on real speech.
 
 For each HiFi-GAN variant (V1, V2, V3) the same weights run through:
   reference  the official architecture in plain eager PyTorch (vocoder_cli/bench_reference.py, weight

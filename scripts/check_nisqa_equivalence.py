@@ -8,7 +8,7 @@ builds it, plus its ``get_librosa_melspec`` for the front-end comparison. This i
 venv) computes ours and compares. Usage, from the repository root:
 
     .venv/bin/python scripts/check_nisqa_equivalence.py --official /path/to/NISQA \\
-        --weights /work/shared/weights/nisqa [CLIP ...]
+        --side-python SIDE_VENV/bin/python [--weights FOLDER] [CLIP ...]
 
 Without clips it takes 4 from ljspeech/dev, 2 from reader_m/test and 2 from allison_en/test of
 ../shared/data (22.05 and 16 kHz). Exit status 1 when a score differs by more than ``--tolerance``.
@@ -113,7 +113,7 @@ def main() -> int:
     shared = Path(__file__).resolve().parents[2] / "shared"
     parser.add_argument("--weights", type=Path, default=shared / "weights" / "nisqa",
                         help="folder with nisqa.tar and nisqa_tts.tar")
-    parser.add_argument("--side-python", default="/work/sidevenv/bin/python", help="interpreter for the official code")
+    parser.add_argument("--side-python", required=True, help="a Python interpreter with the official code's needs (a side venv)")
     parser.add_argument("--tolerance", type=float, default=0.01)
     parser.add_argument("--side", help=argparse.SUPPRESS)  # internal: the side-venv half writes this .npz
     args = parser.parse_args()
