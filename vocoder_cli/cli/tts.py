@@ -181,7 +181,7 @@ def tts(
         _check_output(out, batch, out_sr, float_output, vocoder.mel, quiet)
         synth = Synthesizer(vocoder, device, EngineOptions(batch_size=batch_size, precision=precision))
     if mel_bridge.explanation and not quiet:
-        err_console.print(f"[dim]note: {mel_bridge.explanation}[/]", soft_wrap=True)
+        say(err_console, ("note: " + mel_bridge.explanation, "dim"))
     runner = TtsRunner(
         model,
         synth,
