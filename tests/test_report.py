@@ -371,7 +371,7 @@ def test_math_text_and_markup_in_names_are_drawn_literally(tmp_path: Path) -> No
 
 def test_figure_text_is_literal() -> None:
     """The strings matplotlib receives: math text off, control characters and undecodable bytes visible."""
-    from vocoder_cli.report.figures import literal
+    from vocoder_cli.printable import visible as literal
 
     assert literal("$\\frac$ a[b]") == "$\\frac$ a[b]"
     assert literal("a\x1bb\nc") == "a\\x1bb\\nc"

@@ -87,6 +87,9 @@ PRECISION_HELP = (
     "fp32, bf16 (autocast on CUDA, or on a CPU with native bf16: AVX512-BF16/AMX; opt-in, see "
     "docs/performance.md for its quality cost) or fp16 (CUDA only)."
 )
+SKIP_EXISTING_HELP = "Keep outputs that already exist and do only what is missing (resume)."
+OVERWRITE_HELP = "Replace output files that already exist (by default they are refused and left as they are)."
+FLOAT_HELP = "Write 32-bit float samples instead of 16-bit PCM (WAV, AIFF, AU, CAF, W64)."
 OFFLINE_HELP = "Never download: weights missing from the cache are an error (also VOCODER_OFFLINE=1)."
 
 

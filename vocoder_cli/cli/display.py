@@ -10,24 +10,9 @@ from __future__ import annotations
 from rich.console import Console
 from rich.text import Text
 
+from vocoder_cli.printable import visible
 
-def visible(text: object) -> str:
-    """``text`` as printable characters on one line: control characters as ``\\n``, ``\\x1b``, ...; bytes
-    that were not UTF-8 in a file name (Python's surrogate escapes) as ``\\xff``. Printable text, any
-    script, is unchanged."""
-    text = str(text)
-    if text.isprintable():
-        return text
-    out = []
-    for ch in text:
-        code = ord(ch)
-        if 0xDC80 <= code <= 0xDCFF:  # os.fsdecode's stand-in for an undecodable byte
-            out.append(f"\\x{code - 0xDC00:02x}")
-        elif ch.isprintable():
-            out.append(ch)
-        else:
-            out.append(ascii(ch)[1:-1])
-    return "".join(out)
+__all__ = ["cell", "line", "say", "visible"]
 
 
 def line(*parts: object) -> Text:

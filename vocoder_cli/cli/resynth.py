@@ -8,12 +8,15 @@ from typing import Optional
 import torch
 import typer
 
-from vocoder_cli.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
+from vocoder_cli.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, output_problem
 from vocoder_cli.cli.common import (
     BACKEND_HELP,
     EXIT_PARTIAL_FAILURE,
+    FLOAT_HELP,
     OFFLINE_HELP,
+    OVERWRITE_HELP,
     PRECISION_HELP,
+    SKIP_EXISTING_HELP,
     WEIGHTS_HELP,
     engine_backend,
     err_console,
@@ -23,14 +26,26 @@ from vocoder_cli.cli.common import (
     resolve_device,
     user_errors,
 )
-from vocoder_cli.audio import output_problem
 from vocoder_cli.cli.display import say
-from vocoder_cli.cli.stdio import read_stdin, read_stdin_lines, require_stdin, require_stdout, write_stdout
+from vocoder_cli.cli.stdio import (
+    read_stdin,
+    read_stdin_lines,
+    require_stdin,
+    require_stdout,
+    write_stdout,
+)
 from vocoder_cli.cli.summary import outcome_parts, row, timing
 from vocoder_cli.errors import AudioError
 from vocoder_cli.inference import EngineOptions, Synthesizer, load_vocoder
 from vocoder_cli.outputs import OutputPolicy
-from vocoder_cli.resynthesis import STDIO, Report, ResynthOptions, Resynthesizer, plan_jobs, read_file_list
+from vocoder_cli.resynthesis import (
+    STDIO,
+    Report,
+    Resynthesizer,
+    ResynthOptions,
+    plan_jobs,
+    read_file_list,
+)
 from vocoder_cli.weights.registry import DEFAULT_ALIAS
 
 
@@ -53,15 +68,9 @@ def resynth(
     backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for torch."),
     chunk_frames: int = typer.Option(2048, "--chunk-frames", min=64, help="Longer inputs are vocoded in chunks."),
-    skip_existing: bool = typer.Option(
-        False, "--skip-existing", help="Keep outputs that already exist and do only what is missing (resume)."
-    ),
-    overwrite: bool = typer.Option(
-        False,
-        "--overwrite",
-        help="Replace output files that already exist (by default they are refused and left as they are).",
-    ),
-    float_output: bool = typer.Option(False, "--float", help="Write 32-bit float WAV instead of 16-bit PCM."),
+    skip_existing: bool = typer.Option(False, "--skip-existing", help=SKIP_EXISTING_HELP),
+    overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
+    float_output: bool = typer.Option(False, "--float", help=FLOAT_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
     stream: bool = typer.Option(
         False, "--stream", help="Stream stdin to stdout as the audio arrives (`vocoder resynth - - --stream`)."

@@ -10,12 +10,15 @@ import torch
 import typer
 from rich.table import Table
 
-from vocoder_cli.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
+from vocoder_cli.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, output_problem
 from vocoder_cli.cli.common import (
     BACKEND_HELP,
     EXIT_PARTIAL_FAILURE,
+    FLOAT_HELP,
     OFFLINE_HELP,
+    OVERWRITE_HELP,
     PRECISION_HELP,
+    SKIP_EXISTING_HELP,
     WEIGHTS_HELP,
     download_bar,
     engine_backend,
@@ -26,7 +29,6 @@ from vocoder_cli.cli.common import (
     resolve_device,
     user_errors,
 )
-from vocoder_cli.audio import output_problem
 from vocoder_cli.cli.display import cell, line, say
 from vocoder_cli.cli.stdio import read_stdin, require_stdout, write_stdout
 from vocoder_cli.cli.summary import outcome_parts, row, timing
@@ -37,8 +39,21 @@ from vocoder_cli.outputs import OutputPolicy
 from vocoder_cli.tts.base import LoadOptions
 from vocoder_cli.tts.espeak import Espeak
 from vocoder_cli.tts.mels import bridge
-from vocoder_cli.tts.registry import DEFAULT_ACOUSTIC, available, check_acoustic_options, load_acoustic, plugins
-from vocoder_cli.tts.synthesis import STAGES, STDIO, TtsOptions, TtsReport, TtsRunner, plan_jobs
+from vocoder_cli.tts.registry import (
+    DEFAULT_ACOUSTIC,
+    available,
+    check_acoustic_options,
+    load_acoustic,
+    plugins,
+)
+from vocoder_cli.tts.synthesis import (
+    STAGES,
+    STDIO,
+    TtsOptions,
+    TtsReport,
+    TtsRunner,
+    plan_jobs,
+)
 from vocoder_cli.tts.texts import (
     TEXT_FORMATS,
     TextItem,
@@ -113,20 +128,12 @@ def tts(
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for torch."),
     backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
     precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
-    skip_existing: bool = typer.Option(
-        False, "--skip-existing", help="Keep outputs that already exist and do only what is missing (resume)."
-    ),
-    overwrite: bool = typer.Option(
-        False,
-        "--overwrite",
-        help="Replace output files that already exist (by default they are refused and left as they are).",
-    ),
+    skip_existing: bool = typer.Option(False, "--skip-existing", help=SKIP_EXISTING_HELP),
+    overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
     out_sr: Optional[int] = typer.Option(
         None, "--out-sr", help=f"Resample the output to this rate (Hz, {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE})."
     ),
-    float_output: bool = typer.Option(
-        False, "--float", help="Write 32-bit float samples instead of 16-bit PCM (WAV, AIFF, AU, CAF, W64)."
-    ),
+    float_output: bool = typer.Option(False, "--float", help=FLOAT_HELP),
     list_models: bool = typer.Option(False, "--list", help="List the acoustic models and exit."),
     quiet: bool = typer.Option(
         False, "--quiet", "-q", help="No progress bar, notes or summary (failures still print)."

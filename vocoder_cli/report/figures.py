@@ -3,7 +3,7 @@
 Three kinds: the distribution of each metric over a group's files, the same across groups, and for
 one sampled file the waveform overlay, both log-mels on one colour scale and their difference.
 
-Set names and file ids are user text: every string drawn passes through :func:`literal` and is drawn
+Set names and file ids are user text: every string drawn passes through :func:`vocoder_cli.printable.visible` and is drawn
 with ``parse_math=False`` (matplotlib would read ``$x$`` as math text and raise on ``$\\frac$``).
 """
 
@@ -18,6 +18,7 @@ import numpy as np
 
 from vocoder_cli.audio import atomic_write_bytes
 from vocoder_cli.metrics.base import MissingExtraError
+from vocoder_cli.printable import visible
 from vocoder_cli.report.examples import ExampleAudio
 
 REF_COLOUR, GEN_COLOUR = "#1f4e9c", "#d9641e"
@@ -32,22 +33,6 @@ def require_matplotlib() -> None:
     if importlib.util.find_spec("matplotlib") is None:
         raise MissingExtraError("vocoder report draws its figures with matplotlib, from the [report] extra: "
                                 "pip install 'vocoder[report]'")
-
-
-def literal(text: object) -> str:
-    """``text`` as matplotlib can draw it: control characters and undecodable file-name bytes (Python's
-    surrogate escapes, which crash FreeType) as visible escapes such as ``\\x1b`` and ``\\xff``."""
-    text = str(text)
-    if text.isprintable():
-        return text
-    out = []
-    for ch in text:
-        code = ord(ch)
-        if 0xDC80 <= code <= 0xDCFF:
-            out.append(f"\\x{code - 0xDC00:02x}")
-        else:
-            out.append(ch if ch.isprintable() else ascii(ch)[1:-1])
-    return "".join(out)
 
 
 def _pyplot() -> Any:
@@ -105,11 +90,11 @@ def distribution_figure(values: dict[str, Sequence[float]], title: str, path: Pa
         if data.size:
             ax.boxplot(data, widths=0.5, showfliers=False, medianprops={"color": GEN_COLOUR})
             ax.scatter(1 + rng.uniform(-0.15, 0.15, data.size), data, s=9, alpha=0.6, color=REF_COLOUR, zorder=3)
-        ax.set_title(f"{literal(key)} (n={data.size})", parse_math=False)
+        ax.set_title(f"{visible(key)} (n={data.size})", parse_math=False)
         ax.set_xticks([])
     for ax in list(axes.flat)[len(keys):]:
         ax.axis("off")
-    fig.suptitle(literal(title), x=0.01, ha="left", parse_math=False)
+    fig.suptitle(visible(title), x=0.01, ha="left", parse_math=False)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -129,9 +114,9 @@ def comparison_figure(keys: Sequence[str], groups: Sequence[tuple[str, dict[str,
             ax.boxplot([d for _, d in present], positions=positions, orientation="horizontal", widths=0.6,
                        showfliers=False, medianprops={"color": GEN_COLOUR})
         ax.set_yticks(positions)
-        ax.set_yticklabels([literal(label) if i % cols == 0 or not everywhere else "" for label, _ in present],
+        ax.set_yticklabels([visible(label) if i % cols == 0 or not everywhere else "" for label, _ in present],
                            parse_math=False)
-        ax.set_title(f"{literal(key)} ({better[key]})", parse_math=False)
+        ax.set_title(f"{visible(key)} ({better[key]})", parse_math=False)
         ax.set_ylim(-0.7, max(len(present), 1) - 0.3)
     for ax in list(axes.flat)[len(keys):]:
         ax.axis("off")
@@ -158,7 +143,7 @@ def example_figure(example: ExampleAudio, title: str, path: Path) -> Path:
     ax.set_xlim(0, gen.size / sr)
     ax.set_ylabel("amplitude")
     ax.legend(loc="upper right", fontsize=8, ncol=2, frameon=False)
-    ax.set_title(literal(title), loc="left", parse_math=False)
+    ax.set_title(visible(title), loc="left", parse_math=False)
     lo, hi = example.zoom
     ax.axvspan(lo / sr, hi / sr, color="0.85", zorder=0)
     ax = axes[1]
