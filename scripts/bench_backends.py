@@ -1,7 +1,7 @@
 """Side-by-side synthesis speed and accuracy of the backends, in one process, on real speech.
 
 For each HiFi-GAN variant (V1, V2, V3) the same weights run through:
-  reference  the official architecture in plain eager PyTorch (vocoder_cli/bench_reference.py, weight
+  reference  the official architecture in plain eager PyTorch (vocoder_cli/synthesis/reference.py, weight
              norm removed as jik876/hifi-gan's inference.py does): what the official code runs
   eager      our Generator, eager PyTorch (`--backend torch`)
   onnx       our ONNX export run by ONNX Runtime, all graph optimisations (`--backend onnx`)
@@ -46,10 +46,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from vocoder_cli.audio import resample  # noqa: E402
-from vocoder_cli.bench import count_gflop, load_average, machine_peak_gflops, speech_mel  # noqa: E402
-from vocoder_cli.bench_reference import reference_for  # noqa: E402
+from vocoder_cli.demo import speech_mel  # noqa: E402
 from vocoder_cli.mel import MelConfig, MelSpectrogram  # noqa: E402
 from vocoder_cli.models import Generator, generator_preset  # noqa: E402
+from vocoder_cli.synthesis.bench import count_gflop, load_average, machine_peak_gflops
+from vocoder_cli.synthesis.reference import reference_for  # noqa: E402
 
 DEFAULT_WEIGHTS = {"v1": "hifigan-lj-v1", "v2": "hifigan-lj-v2", "v3": "random"}
 CANDIDATES = ("eager", "onnx", "jit", "compile")
@@ -110,7 +111,12 @@ def build(candidate: str, generator: Generator, mel_cfg: MelConfig, mel: torch.T
     if candidate == "bf16":  # `--precision bf16`: opt-in, judged by PESQ (scripts/precision_quality.py)
         return torch_runner(generator, bf16=True)
     if candidate in ("onnx", "onnx-spin"):
-        from vocoder_cli.backends.onnx import OnnxGenerator, export_onnx, load_onnx, make_session
+        from vocoder_cli.synthesis.backends.onnx import (
+            OnnxGenerator,
+            export_onnx,
+            load_onnx,
+            make_session,
+        )
 
         path = tmp / "model.onnx"
         if not path.is_file():

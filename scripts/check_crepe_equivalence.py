@@ -128,9 +128,16 @@ def _ours(files: list[str], side: dict[str, np.ndarray], weights: str) -> None:
     import torch
 
     from vocoder_cli.audio import load_audio
-    from vocoder_cli.metrics.pitch import DECODE_CHUNK, HOP, PitchTrack, PitchTracker, compare, loudness, voiced
+    from vocoder_cli.metrics.pitch import (
+        DECODE_CHUNK,
+        HOP,
+        PitchTrack,
+        PitchTracker,
+        compare,
+        loudness,
+        voiced,
+    )
     from vocoder_cli.models.crepe import activations, decode, frame
-
     from vocoder_cli.weights.download import sha256_of
 
     same_file = str(side["asset_sha256"]) == sha256_of(weights)

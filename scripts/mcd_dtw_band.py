@@ -14,9 +14,9 @@ import soundfile as sf
 import torch
 from scipy.signal import butter, sosfilt
 
-from vocoder_cli.griffinlim import GriffinLim
 from vocoder_cli.mel import MelConfig, MelSpectrogram
 from vocoder_cli.metrics.signal import MCD_CONST, banded_dtw, world_mel_cepstra
+from vocoder_cli.synthesis.griffinlim import GriffinLim
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "reader_m" / "test" / "wavs"
 SR = 22050

@@ -4,7 +4,7 @@
     python scripts/stream_latency.py speed   [--models v1,v2,v3] [--threads 2] [--seconds 4] [--precision bf16]
 
 ``errors``: real LJSpeech clips (../shared/data/ljspeech/dev/wavs) streamed through
-vocoder_cli.streaming with look-aheads of 15, 12, 10, 8, 6, 4, 2, 0 mel frames, compared with offline
+vocoder_cli.synthesis.streaming with look-aheads of 15, 12, 10, 8, 6, 4, 2, 0 mel frames, compared with offline
 synthesis of the same clip by the same weights (torch backend for both): relative max abs error
 (max |stream - offline| / max |offline|), PESQ-wb of the streamed output with the offline output as
 reference, and PESQ-wb of each against the recording (the delta is what a listener loses). ``random-v3``
@@ -25,18 +25,18 @@ import time
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from vocoder_cli.audio import load_audio, resample  # noqa: E402
-from vocoder_cli.inference import EngineOptions, Synthesizer, Vocoder, load_vocoder, receptive_field_frames  # noqa: E402
 from vocoder_cli.mel import MelConfig  # noqa: E402
 from vocoder_cli.metrics.reference import pesq_at  # noqa: E402
 from vocoder_cli.models import Generator, generator_preset  # noqa: E402
-from vocoder_cli.streaming import StreamingResynthesizer, StreamOptions  # noqa: E402
+from vocoder_cli.synthesis.engine import EngineOptions, Synthesizer
+from vocoder_cli.synthesis.streaming import StreamingResynthesizer, StreamOptions  # noqa: E402
+from vocoder_cli.synthesis.vocoder import Vocoder, load_vocoder, receptive_field_frames  # noqa: E402
 
 CLIPS = REPO.parent / "shared" / "data" / "ljspeech" / "dev" / "wavs"
 LOOKAHEADS = (15, 12, 10, 8, 6, 4, 2, 0)

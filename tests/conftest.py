@@ -12,6 +12,17 @@ REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("VOCODER_TEST_DATA", REPO.parent / "shared" / "data"))
 HAVE_DATA = (DATA_DIR / "reader_m").is_dir()
 
+# Property-based tests draw the same examples on every run (a CI failure reproduces exactly); set
+# HYPOTHESIS_PROFILE=explore to draw new ones while hunting for bugs.
+try:
+    from hypothesis import settings as _hypothesis_settings
+
+    _hypothesis_settings.register_profile("repeatable", derandomize=True, database=None)
+    _hypothesis_settings.register_profile("explore", derandomize=False)
+    _hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
+except ImportError:  # pragma: no cover (the [test] extra installs it)
+    pass
+
 requires_data = pytest.mark.skipif(
     not HAVE_DATA, reason=f"needs the real speech in ../shared/data (not found at {DATA_DIR})"
 )

@@ -1,6 +1,6 @@
 """Official-layout checkpoints for equivalence tests. The reference generator itself, an independent
 compact re-implementation of jik876/hifi-gan's with the legacy ``torch.nn.utils.weight_norm`` (the layout
-the public checkpoints were saved from), lives in the package (vocoder_cli/bench_reference.py) because
+the public checkpoints were saved from), lives in the package (vocoder_cli/synthesis/reference.py) because
 `vocoder bench synth` times against it; it loads official ``g_`` state dicts as they are.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from vocoder_cli.bench_reference import OFFICIAL_CONFIGS, RefGenerator
+from vocoder_cli.synthesis.reference import OFFICIAL_CONFIGS, RefGenerator
 
 __all__ = ["CONFIG_COMMON", "OFFICIAL_CONFIGS", "RefGenerator", "write_official"]
 

@@ -9,7 +9,14 @@ import time
 
 import pytest
 
-from vocoder_cli.backends.tune import BUSY_SHARE, MAX_LOADED_TRIES, ONNX_MARGIN, BackendChoice, LoadMeter, pick
+from vocoder_cli.synthesis.backends.tune import (
+    BUSY_SHARE,
+    MAX_LOADED_TRIES,
+    ONNX_MARGIN,
+    BackendChoice,
+    LoadMeter,
+    pick,
+)
 
 
 def test_onnx_is_chosen_only_when_clearly_faster() -> None:
@@ -87,4 +94,4 @@ def test_the_cli_lets_idle_openmp_threads_sleep_unless_the_user_chose() -> None:
     assert policy("vocoder_cli.cli.app") == "PASSIVE"
     assert policy("vocoder_cli.cli.app", OMP_WAIT_POLICY="ACTIVE") == "ACTIVE"
     assert policy("vocoder_cli.cli.app", GOMP_SPINCOUNT="10000") == "None"
-    assert policy("vocoder_cli.inference") == "None"
+    assert policy("vocoder_cli.synthesis.engine") == "None"

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from tests.conftest import require_module
 from tests.helpers import tiny_weights
-from vocoder_cli.backends.tune import pick
 from vocoder_cli.cli.app import app
+from vocoder_cli.synthesis.backends.tune import pick
 
 runner = CliRunner()
 

@@ -138,9 +138,9 @@ def test_weights_list_and_info_show_user_text_literally(tmp_path: Path, monkeypa
     listed = runner.invoke(app, ["weights", "list"])
     assert listed.exit_code == 0, listed.output
     assert SHOWN in listed.stdout and "\x1b" not in listed.stdout
+    from tests.helpers import tiny_generator
     from vocoder_cli.mel import MelConfig
     from vocoder_cli.weights.format import save_generator
-    from tests.helpers import tiny_generator
 
     path = save_generator(tmp_path / "a[/]b.safetensors", tiny_generator(), MelConfig(),
                           metadata={"description": HOSTILE})

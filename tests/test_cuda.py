@@ -82,7 +82,7 @@ def test_mel_ignores_an_enclosing_autocast_on_cuda() -> None:
 
 
 def _demo_mel() -> torch.Tensor:
-    from vocoder_cli.bench import speech_mel
+    from vocoder_cli.demo import speech_mel
     from vocoder_cli.mel import MelConfig
 
     return speech_mel(MelConfig(), 2.0)
@@ -108,9 +108,10 @@ def test_generator_fp32_on_cuda_matches_the_cpu(preset: str) -> None:
 
 
 def test_synthesizer_fp16_and_bf16_on_cuda_stay_close_to_fp32() -> None:
-    from vocoder_cli.inference import EngineOptions, Synthesizer, Vocoder, receptive_field_frames
     from vocoder_cli.mel import MelConfig
     from vocoder_cli.models import Generator, generator_preset
+    from vocoder_cli.synthesis.engine import EngineOptions, Synthesizer
+    from vocoder_cli.synthesis.vocoder import Vocoder, receptive_field_frames
 
     torch.manual_seed(0)
     cfg = generator_preset("v2")
@@ -168,7 +169,7 @@ def test_resynth_cli_on_cuda_in_every_precision(tmp_path: Path) -> None:
 
 def test_onnx_backend_is_refused_on_cuda_and_auto_means_torch(tmp_path: Path) -> None:
     from vocoder_cli.errors import WeightsError
-    from vocoder_cli.inference import load_vocoder
+    from vocoder_cli.synthesis.vocoder import load_vocoder
 
     weights = tiny_weights(tmp_path / "tiny.safetensors")
     assert load_vocoder(str(weights), "cuda", backend="auto").backend == "torch"
@@ -177,7 +178,7 @@ def test_onnx_backend_is_refused_on_cuda_and_auto_means_torch(tmp_path: Path) ->
 
 
 def test_bench_synth_rows_on_cuda() -> None:
-    from vocoder_cli.bench import compare_backends, preset_model
+    from vocoder_cli.synthesis.bench import compare_backends, preset_model
 
     model = preset_model("v3", ["torch"])
     mel = _demo_mel()
@@ -196,7 +197,11 @@ def test_bench_synth_rows_on_cuda() -> None:
 def test_bf16_step_on_cuda_updates_both_networks_with_float32_losses() -> None:
     from tests.test_train import TINY
     from vocoder_cli.data.segments import Batch
-    from vocoder_cli.models import Generator, MultiPeriodDiscriminator, MultiScaleDiscriminator
+    from vocoder_cli.models import (
+        Generator,
+        MultiPeriodDiscriminator,
+        MultiScaleDiscriminator,
+    )
     from vocoder_cli.training.config import apply_overrides, load_config
     from vocoder_cli.training.precision import apply_precision, resolve_precision
     from vocoder_cli.training.step import GANStep

@@ -8,9 +8,10 @@ import torch
 
 from tests.helpers import TINY, tiny_generator
 from vocoder_cli.errors import ConfigError
-from vocoder_cli.inference import EngineOptions, Synthesizer, Vocoder, receptive_field_frames
 from vocoder_cli.mel import MelConfig
 from vocoder_cli.models import Generator, generator_preset
+from vocoder_cli.synthesis.engine import EngineOptions, Synthesizer
+from vocoder_cli.synthesis.vocoder import Vocoder, receptive_field_frames
 
 
 def make_vocoder(gen: Generator | None = None) -> Vocoder:

@@ -13,7 +13,12 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from tests.helpers import tiny_weights, tone, write
-from vocoder_cli.audio import read_audio, read_audio_bytes, wav_shortfall, wav_truncation
+from vocoder_cli.audio import (
+    read_audio,
+    read_audio_bytes,
+    wav_shortfall,
+    wav_truncation,
+)
 from vocoder_cli.cli.app import app
 
 SR = 22050

@@ -11,7 +11,13 @@ import torch
 
 from tests.conftest import requires_data
 from vocoder_cli.errors import ConfigError, MelMismatchError
-from vocoder_cli.mel import MEL_PRESETS, MelConfig, MelSpectrogram, check_mel_fits, mel_filterbank
+from vocoder_cli.mel import (
+    MEL_PRESETS,
+    MelConfig,
+    MelSpectrogram,
+    check_mel_fits,
+    mel_filterbank,
+)
 
 
 def reference_mel(wav: np.ndarray, cfg: MelConfig) -> np.ndarray:

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from tests.helpers import write
+from vocoder_cli.demo import demo_speech
 from vocoder_cli.metrics import METRICS, pair_paths, score_pairs
-from vocoder_cli.metrics.bench import demo_speech
 from vocoder_cli.metrics.reference import stoi_at
 
 SR = 22050

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 import math
-from contextlib import nullcontext
 import os
 import shutil
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,13 @@ from tests.conftest import REPO, require_module
 from tests.helpers import tone, write
 from vocoder_cli.errors import WeightsError
 from vocoder_cli.metrics.base import MetricError
-from vocoder_cli.metrics.nisqa import MODELS, NisqaScorer, mel_db, mel_filterbank, segments
+from vocoder_cli.metrics.nisqa import (
+    MODELS,
+    NisqaScorer,
+    mel_db,
+    mel_filterbank,
+    segments,
+)
 from vocoder_cli.metrics.registry import METRICS
 from vocoder_cli.models.nisqa import Nisqa, NisqaConfig, load_nisqa
 from vocoder_cli.weights.registry import BUILTIN_ENTRIES

@@ -27,7 +27,16 @@ from vocoder_cli.metrics.pitch import (
 )
 from vocoder_cli.metrics.registry import METRICS
 from vocoder_cli.metrics.runner import score_pairs
-from vocoder_cli.models.crepe import CREPE_RATE, WINDOW, bins_to_hz, decode, frame, hz_to_bin, load_crepe, viterbi
+from vocoder_cli.models.crepe import (
+    CREPE_RATE,
+    WINDOW,
+    bins_to_hz,
+    decode,
+    frame,
+    hz_to_bin,
+    load_crepe,
+    viterbi,
+)
 
 SR = 22050
 

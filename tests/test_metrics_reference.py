@@ -10,7 +10,13 @@ from scipy.signal import butter, sosfilt
 from tests.conftest import require_module, requires_data
 from vocoder_cli.audio import resample
 from vocoder_cli.metrics.base import MetricError
-from vocoder_cli.metrics.reference import estoi_score, pesq_at, pesq_nb, pesq_wb, stoi_score
+from vocoder_cli.metrics.reference import (
+    estoi_score,
+    pesq_at,
+    pesq_nb,
+    pesq_wb,
+    stoi_score,
+)
 
 pesq_lib = require_module("pesq", "metrics")
 pystoi = require_module("pystoi", "metrics")

@@ -10,11 +10,17 @@ import pytest
 from scipy import stats
 
 from tests.helpers import tone, write
-from vocoder_cli.errors import ConfigError
-from vocoder_cli.metrics import pair_paths, parse_metrics, parse_pairs, score_pairs, summarise
-from vocoder_cli.metrics.base import MetricError
-from vocoder_cli.metrics.bench import demo_speech
 from vocoder_cli.audio import resample
+from vocoder_cli.demo import demo_speech
+from vocoder_cli.errors import ConfigError
+from vocoder_cli.metrics import (
+    pair_paths,
+    parse_metrics,
+    parse_pairs,
+    score_pairs,
+    summarise,
+)
+from vocoder_cli.metrics.base import MetricError
 from vocoder_cli.metrics.runner import align, length_check
 
 SR = 22050

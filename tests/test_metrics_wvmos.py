@@ -13,7 +13,13 @@ from typer.testing import CliRunner
 from tests.conftest import require_module
 from tests.helpers import tone, write
 from vocoder_cli.errors import WeightsError
-from vocoder_cli.metrics.wvmos import WVMOS, find_checkpoint, load_wvmos, normalise, score_batch
+from vocoder_cli.metrics.wvmos import (
+    WVMOS,
+    find_checkpoint,
+    load_wvmos,
+    normalise,
+    score_batch,
+)
 
 transformers = require_module("transformers", "wvmos")
 

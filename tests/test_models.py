@@ -6,10 +6,15 @@ import pytest
 import torch
 
 from vocoder_cli.errors import ConfigError
-from vocoder_cli.inference import receptive_field_frames
 from vocoder_cli.mel import MelConfig
-from vocoder_cli.models import Generator, GeneratorConfig, MultiPeriodDiscriminator, MultiScaleDiscriminator
+from vocoder_cli.models import (
+    Generator,
+    GeneratorConfig,
+    MultiPeriodDiscriminator,
+    MultiScaleDiscriminator,
+)
 from vocoder_cli.models.config import configs_from_official, generator_preset
+from vocoder_cli.synthesis.vocoder import receptive_field_frames
 
 
 def n_params(module: torch.nn.Module) -> int:

@@ -15,14 +15,21 @@ from typer.testing import CliRunner
 
 from tests.conftest import require_module
 from tests.helpers import tiny_weights, tone, write
-from vocoder_cli.backends import choose_backend
-from vocoder_cli.backends.onnx import FORMAT_TAG, cache_path, export_onnx, load_onnx, relative_error
-from vocoder_cli.backends.tune import MAX_LOADED_TRIES, pick
 from vocoder_cli.cli.app import app
 from vocoder_cli.errors import ConfigError, WeightsError
-from vocoder_cli.inference import EngineOptions, Synthesizer, load_vocoder
 from vocoder_cli.mel import MelConfig, MelSpectrogram
 from vocoder_cli.models import Generator, generator_preset
+from vocoder_cli.synthesis.backends import choose_backend
+from vocoder_cli.synthesis.backends.onnx import (
+    FORMAT_TAG,
+    cache_path,
+    export_onnx,
+    load_onnx,
+    relative_error,
+)
+from vocoder_cli.synthesis.backends.tune import MAX_LOADED_TRIES, pick
+from vocoder_cli.synthesis.engine import EngineOptions, Synthesizer
+from vocoder_cli.synthesis.vocoder import load_vocoder
 
 onnx = require_module("onnx", "onnx")
 require_module("onnxruntime", "onnx")
@@ -204,7 +211,7 @@ def _unwritable_folder(tmp_path: Path) -> Path:
 
 def test_export_errors_are_one_line_with_the_right_exit_code(tmp_path: Path) -> None:
     """An unwritable folder, a folder as OUT and `--opset 99` gave tracebacks; an existing OUT was replaced."""
-    from vocoder_cli.backends.onnx import MIN_OPSET, supported_opsets
+    from vocoder_cli.synthesis.backends.onnx import MIN_OPSET, supported_opsets
 
     weights = str(tiny_weights(tmp_path / "tiny.safetensors"))
     low, high = supported_opsets()

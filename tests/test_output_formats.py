@@ -13,7 +13,13 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from tests.helpers import tiny_weights, tone, write
-from vocoder_cli.audio import CONTAINERS, output_problem, save_audio, to_pcm16, writable_suffixes
+from vocoder_cli.audio import (
+    CONTAINERS,
+    output_problem,
+    save_audio,
+    to_pcm16,
+    writable_suffixes,
+)
 from vocoder_cli.cli.app import app
 from vocoder_cli.errors import AudioError
 

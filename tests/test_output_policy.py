@@ -15,7 +15,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.helpers import tiny_generator, tone, write
-from vocoder_cli.inference import EngineOptions, Synthesizer, Vocoder, receptive_field_frames
 from vocoder_cli.mel import MelConfig
 from vocoder_cli.outputs import (
     OVERWRITE,
@@ -30,7 +29,14 @@ from vocoder_cli.outputs import (
     keep_extension,
     name_key,
 )
-from vocoder_cli.resynthesis import Job, ResynthOptions, Resynthesizer, plan_jobs
+from vocoder_cli.synthesis.engine import EngineOptions, Synthesizer
+from vocoder_cli.synthesis.resynthesis import (
+    Job,
+    Resynthesizer,
+    ResynthOptions,
+    plan_jobs,
+)
+from vocoder_cli.synthesis.vocoder import Vocoder, receptive_field_frames
 
 SR = 22050
 

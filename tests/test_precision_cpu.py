@@ -13,18 +13,16 @@ from typer.testing import CliRunner
 from tests.helpers import tiny_weights, tone
 from vocoder_cli.cli.app import app
 from vocoder_cli.errors import ConfigError
-from vocoder_cli.inference import (
-    EngineOptions,
-    Synthesizer,
-    Vocoder,
-    cpu_has_native_bf16,
-    precision_note,
-    receptive_field_frames,
-    resolve_backend,
-)
 from vocoder_cli.mel import MelConfig
 from vocoder_cli.models import Generator, generator_preset
-from vocoder_cli.streaming import StreamingResynthesizer
+from vocoder_cli.synthesis.engine import EngineOptions, Synthesizer
+from vocoder_cli.synthesis.precision import (
+    cpu_has_native_bf16,
+    precision_note,
+    resolve_backend,
+)
+from vocoder_cli.synthesis.streaming import StreamingResynthesizer
+from vocoder_cli.synthesis.vocoder import Vocoder, receptive_field_frames
 
 
 def synth(precision: str) -> Synthesizer:

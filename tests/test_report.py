@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 from tests.conftest import require_module
 from tests.helpers import write
 from vocoder_cli.cli.app import app
+from vocoder_cli.demo import demo_speech
 from vocoder_cli.errors import ConfigError
-from vocoder_cli.metrics.bench import demo_speech
 from vocoder_cli.report.build import sample_positions
 from vocoder_cli.report.sets import parse_set, slugify
 

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from tests.helpers import tiny_weights, tone, write
 from vocoder_cli.cli.app import app
-from vocoder_cli.inference import load_vocoder
 from vocoder_cli.mel import MelConfig, MelSpectrogram
+from vocoder_cli.synthesis.vocoder import load_vocoder
 
 runner = CliRunner()
 SR = 22050

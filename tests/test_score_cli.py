@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from tests.conftest import require_module
 from tests.helpers import write
 from vocoder_cli.cli.app import app
-from vocoder_cli.metrics.bench import demo_speech
+from vocoder_cli.demo import demo_speech
 
 require_module("pesq", "metrics")
 runner = CliRunner()

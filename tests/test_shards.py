@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from vocoder_cli.errors import ConfigError
-from vocoder_cli.shards import Shard, assign, launcher_shard, parse_shard, resolve_shard, take_shard
+from vocoder_cli.shards import (
+    Shard,
+    assign,
+    launcher_shard,
+    parse_shard,
+    resolve_shard,
+    take_shard,
+)
 
 
 def test_every_item_lands_in_exactly_one_shard_and_the_union_is_the_list() -> None:

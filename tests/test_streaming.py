@@ -20,18 +20,24 @@ import torch
 from tests.helpers import tiny_generator, tiny_weights, tone
 from vocoder_cli.audio import resample
 from vocoder_cli.errors import AudioError, ConfigError
-from vocoder_cli.inference import Synthesizer, Vocoder, receptive_field_frames
 from vocoder_cli.mel import MelConfig
 from vocoder_cli.models import Generator, generator_preset
-from vocoder_cli.stream_generator import CachedStreamingGenerator
-from vocoder_cli.streaming import StreamingGenerator, StreamingMel, StreamingResynthesizer, StreamOptions
-from vocoder_cli.streamio import (
+from vocoder_cli.synthesis.engine import Synthesizer
+from vocoder_cli.synthesis.stream_generator import CachedStreamingGenerator
+from vocoder_cli.synthesis.streaming import (
+    StreamingGenerator,
+    StreamingMel,
+    StreamingResynthesizer,
+    StreamOptions,
+)
+from vocoder_cli.synthesis.streamio import (
     UNKNOWN_DATA_SIZE,
     PcmDecoder,
     WavStreamDecoder,
     parse_raw_format,
     streaming_wav_header,
 )
+from vocoder_cli.synthesis.vocoder import Vocoder, receptive_field_frames
 
 REPO = Path(__file__).resolve().parents[1]
 SR = 22050
@@ -309,7 +315,7 @@ def test_header_parsing_is_linear_and_keeps_nothing_it_skips() -> None:
 def test_header_bytes_are_capped() -> None:
     """Junk past MAX_HEADER_BYTES before the data is an error (at the chunk that would cross it), and a chunk
     that declares a size beyond the cap is refused from its header, before its body is read."""
-    from vocoder_cli.streamio import MAX_HEADER_BYTES
+    from vocoder_cli.synthesis.streamio import MAX_HEADER_BYTES
 
     decoder = WavStreamDecoder()
     data = junk_wav(MAX_HEADER_BYTES // 65544 + 1, chunk_body=65536)
@@ -379,7 +385,7 @@ def decode_output(data: bytes) -> np.ndarray:
 
 
 def offline_pcm(weights: Path, wav: np.ndarray) -> np.ndarray:
-    from vocoder_cli.inference import load_vocoder
+    from vocoder_cli.synthesis.vocoder import load_vocoder
 
     synth = Synthesizer(load_vocoder(str(weights), backend="torch"))
     return synth.synthesize([synth.mel(wav)])[0]

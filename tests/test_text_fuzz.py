@@ -18,7 +18,13 @@ from vocoder_cli.audio import atomic_write_bytes
 from vocoder_cli.errors import TextError, VocoderError
 from vocoder_cli.tts.english import normalize_english
 from vocoder_cli.tts.tacotron2_lj import SYMBOLS, prepare
-from vocoder_cli.tts.texts import MAX_ID_BYTES, check_id, decode_text, items_from_lines, split_text
+from vocoder_cli.tts.texts import (
+    MAX_ID_BYTES,
+    check_id,
+    decode_text,
+    items_from_lines,
+    split_text,
+)
 
 FUZZ = settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -286,7 +286,11 @@ def _legacy_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def test_init_from_an_official_checkpoint_with_its_discriminators(tmp_path: Path, dataset: Path) -> None:
-    from vocoder_cli.models import Generator, MultiPeriodDiscriminator, MultiScaleDiscriminator
+    from vocoder_cli.models import (
+        Generator,
+        MultiPeriodDiscriminator,
+        MultiScaleDiscriminator,
+    )
 
     cfg = resolve_config(tmp_path / "probe", "v1", TINY, data=str(dataset))
     official = tmp_path / "official"
@@ -372,7 +376,7 @@ def test_init_from_takes_a_weights_name_as_every_weights_option_does(tmp_path: P
     resolves them: an imported name, a registered name pulled on first use; what cannot be trained is refused."""
     import hashlib
 
-    from vocoder_cli.backends.onnx import export_onnx
+    from vocoder_cli.synthesis.backends.onnx import export_onnx
 
     monkeypatch.setenv("VOCODER_DATA_DIR", str(tmp_path / "data"))
     cfg = resolve_config(tmp_path / "probe", "v1", TINY, data=str(dataset))

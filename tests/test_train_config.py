@@ -9,10 +9,20 @@ import numpy as np
 import pytest
 import torch
 
-from vocoder_cli.data.segments import BatchPlanner, DeviceSegments, LoaderSegments, segment_starts
+from vocoder_cli.data.segments import (
+    BatchPlanner,
+    DeviceSegments,
+    LoaderSegments,
+    segment_starts,
+)
 from vocoder_cli.errors import ConfigError
 from vocoder_cli.training.config import TrainConfig, apply_overrides, load_config
-from vocoder_cli.training.losses import discriminator_loss, feature_loss, generator_loss, mel_l1
+from vocoder_cli.training.losses import (
+    discriminator_loss,
+    feature_loss,
+    generator_loss,
+    mel_l1,
+)
 
 
 def test_presets_carry_the_paper_recipe() -> None:
@@ -129,7 +139,11 @@ def test_device_and_loader_sources_give_identical_batches(tmp_path: Path) -> Non
 
 def _tiny_step(amp: str):
     from tests.test_train import TINY
-    from vocoder_cli.models import Generator, MultiPeriodDiscriminator, MultiScaleDiscriminator
+    from vocoder_cli.models import (
+        Generator,
+        MultiPeriodDiscriminator,
+        MultiScaleDiscriminator,
+    )
     from vocoder_cli.training.step import GANStep
 
     cfg = apply_overrides(load_config("v1"), TINY + [f"amp={amp}"])

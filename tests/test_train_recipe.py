@@ -20,12 +20,23 @@ from tests.test_prepare import speechlike
 from tests.test_train import SR, TINY, make_dataset
 from vocoder_cli.data.manifest import ManifestEntry, write_manifest
 from vocoder_cli.errors import ConfigError
-from vocoder_cli.models import Generator, MultiPeriodDiscriminator, MultiScaleDiscriminator, generator_preset
+from vocoder_cli.models import (
+    Generator,
+    MultiPeriodDiscriminator,
+    MultiScaleDiscriminator,
+    generator_preset,
+)
 from vocoder_cli.training import checkpoint as ckpt
 from vocoder_cli.training.config import apply_overrides, load_config
 from vocoder_cli.training.distributed import DistInfo, split_batch
 from vocoder_cli.training.init_from import load_init_weights, restore_training_state
-from vocoder_cli.training.trainer import build_models, build_segments, load_val_clips, resolve_config, train
+from vocoder_cli.training.trainer import (
+    build_models,
+    build_segments,
+    load_val_clips,
+    resolve_config,
+    train,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*torch.nn.utils.(weight|spectral)_norm.*:FutureWarning")
 REPO = Path(__file__).resolve().parents[1]
@@ -185,7 +196,10 @@ def test_reset_optimizer_and_a_lone_g_file_say_so(tmp_path: Path, dataset: Path)
 def test_real_lj_v2_checkpoint_keeps_its_g_and_v() -> None:
     """The published LJ_V2 generator: |v| / g spans 0.26-5.6 by layer median (0.13-15 by channel); the
     training generator keeps exactly that, where re-deriving weight norm from folded weights made it 1."""
-    from vocoder_cli.weights.official import import_official_generator, official_training_generator
+    from vocoder_cli.weights.official import (
+        import_official_generator,
+        official_training_generator,
+    )
 
     raw = torch.load(LJ_V2 / "generator_v2", map_location="cpu", weights_only=True)["generator"]
     state, gen_cfg, _ = official_training_generator(LJ_V2 / "generator_v2")

@@ -14,10 +14,10 @@ import soundfile as sf
 import torch
 from typer.testing import CliRunner
 
+from tests.conftest import skip_unless_ci
 from tests.helpers import tiny_weights
 from vocoder_cli.cli.app import app
 from vocoder_cli.mel import MelConfig
-from tests.conftest import skip_unless_ci
 from vocoder_cli.tts.espeak import Espeak, EspeakUnavailable
 from vocoder_cli.tts.tacotron2 import Tacotron2, Tacotron2Config
 
@@ -356,7 +356,8 @@ def test_summary_when_nothing_was_vocoded(tmp_path: Path, weights: str) -> None:
 
 
 def test_each_item_is_written_and_counted_as_its_vocoder_batch_finishes(tmp_path: Path, weights: str) -> None:
-    from vocoder_cli.inference import EngineOptions, Synthesizer, load_vocoder
+    from vocoder_cli.synthesis.engine import EngineOptions, Synthesizer
+    from vocoder_cli.synthesis.vocoder import load_vocoder
     from vocoder_cli.tts.base import LoadOptions
     from vocoder_cli.tts.mels import bridge
     from vocoder_cli.tts.registry import load_acoustic

@@ -6,11 +6,16 @@ import numpy as np
 import pytest
 import torch
 
+from tests.conftest import skip_unless_ci
 from vocoder_cli.errors import ConfigError, TextError
 from vocoder_cli.mel import MelConfig, MelSpectrogram, mel_preset
 from vocoder_cli.tts.base import LoadOptions
-from tests.conftest import skip_unless_ci
-from vocoder_cli.tts.espeak import Espeak, EspeakAcoustic, EspeakUnavailable, parse_options
+from vocoder_cli.tts.espeak import (
+    Espeak,
+    EspeakAcoustic,
+    EspeakUnavailable,
+    parse_options,
+)
 from vocoder_cli.tts.registry import load_acoustic
 
 try:

@@ -32,7 +32,6 @@ from vocoder_cli.tts.tacotron2_lj import (
 )
 from vocoder_cli.weights import registry
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

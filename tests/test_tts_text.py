@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 
 from vocoder_cli.errors import TextError, VocoderError
-from vocoder_cli.tts.english import normalize_english, number_to_words, ordinal_to_words, year_to_words
+from vocoder_cli.tts.english import (
+    normalize_english,
+    number_to_words,
+    ordinal_to_words,
+    year_to_words,
+)
 from vocoder_cli.tts.tacotron2_lj import SYMBOLS, encode, prepare
 from vocoder_cli.tts.texts import (
     MAX_ID_BYTES,

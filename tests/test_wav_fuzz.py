@@ -15,9 +15,15 @@ import soundfile as sf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vocoder_cli.audio import MAX_SAMPLE_RATE, MAX_SAMPLES_PER_BYTE, MIN_SAMPLE_RATE, read_audio, wav_shortfall
+from vocoder_cli.audio import (
+    MAX_SAMPLE_RATE,
+    MAX_SAMPLES_PER_BYTE,
+    MIN_SAMPLE_RATE,
+    read_audio,
+    wav_shortfall,
+)
 from vocoder_cli.errors import AudioError
-from vocoder_cli.streamio import WavStreamDecoder
+from vocoder_cli.synthesis.streamio import WavStreamDecoder
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
 SUBTYPES = ["PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"]
@@ -172,3 +178,16 @@ def test_each_subtype_agrees_byte_by_byte(subtype: str) -> None:
     expected = offline(data)
     assert got is not None and expected is not None and got.size == 300
     np.testing.assert_allclose(got, expected, rtol=0, atol=2e-7)
+
+
+def test_a_data_chunk_short_by_less_than_a_frame_is_not_truncated() -> None:
+    """Found by the fuzz above: a 16-bit data chunk declared as 1 byte with none present is short by no whole
+    sample, so there is no shortfall to report (it was reported as 0 of 0 samples missing)."""
+    import io
+
+    from vocoder_cli.audio import wav_shortfall
+
+    head = (b"RIFF.\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00\xe8\x03\x00\x00\xe8\x03\x00\x00\x02\x00"
+            b"\x08\x00LIST\x00\x00\x00\x00data\x01\x00\x00\x00")
+    assert wav_shortfall(io.BytesIO(head)) is None
+    assert wav_shortfall(io.BytesIO(head[:-4] + (4).to_bytes(4, "little") + b"\x00\x00")).missing == 1

@@ -18,7 +18,12 @@ from vocoder_cli.errors import WeightsError
 from vocoder_cli.weights import registry
 from vocoder_cli.weights.cache import data_dir, weights_dir
 from vocoder_cli.weights.format import load_generator
-from vocoder_cli.weights.resolve import import_weights, plan_pull, pull_weights, resolve_weights
+from vocoder_cli.weights.resolve import (
+    import_weights,
+    plan_pull,
+    pull_weights,
+    resolve_weights,
+)
 
 runner = CliRunner()
 

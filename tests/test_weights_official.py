@@ -17,6 +17,13 @@ import torch.nn.functional as F
 from torch import nn
 from typer.testing import CliRunner
 
+from tests.official_ref import (
+    CONFIG_COMMON,
+    OFFICIAL_CONFIGS,
+    RefGenerator,
+    _randomise,
+    write_official,
+)
 from vocoder_cli.cli.app import app
 from vocoder_cli.errors import WeightsError
 from vocoder_cli.weights.format import load_generator
@@ -27,7 +34,6 @@ from vocoder_cli.weights.official import (
     load_plain_checkpoint,
     official_discriminators,
 )
-from tests.official_ref import CONFIG_COMMON, OFFICIAL_CONFIGS, RefGenerator, _randomise, write_official
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*torch.nn.utils.(weight|spectral)_norm.*:FutureWarning")
 wn = nn.utils.weight_norm

@@ -139,6 +139,8 @@ def _scan_wav(handle: BinaryIO, total: int) -> tuple[int | None, WavShortfall | 
             if declared <= held:
                 return rate, None
             unit = block_align or 1
+            if declared // unit <= held // unit:  # what is missing is less than one whole frame
+                return rate, None
             return rate, WavShortfall(declared // unit, held // unit, "samples" if block_align else "bytes")
         handle.seek(start + size + (size & 1))  # chunks are padded to even sizes
 

@@ -184,7 +184,7 @@ class MelSpectrogram(nn.Module):
     def framed_magnitude(self, padded: torch.Tensor) -> torch.Tensor:
         """Magnitude of an already padded signal [B, T] -> [B, n_fft//2+1, (T - n_fft) // hop + 1].
 
-        The streaming frontend pads the signal itself, block by block (vocoder_cli/streaming.py).
+        The streaming frontend pads the signal itself, block by block (vocoder_cli/synthesis/streaming.py).
         """
         cfg = self.cfg
         padded = padded.to(self.compute_dtype)

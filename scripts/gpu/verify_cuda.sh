@@ -181,7 +181,7 @@ bench_synth_all() {
 tf32_check() {  # fp32 synthesis with cuDNN's TF32 convolutions (torch's default) against true fp32
   $PY - "$DEV" "$SECONDS_BENCH" <<'EOF'
 import sys, time, torch
-from vocoder_cli.bench import speech_mel
+from vocoder_cli.demo import speech_mel
 from vocoder_cli.mel import MelConfig
 from vocoder_cli.models import Generator, generator_preset
 dev, seconds = sys.argv[1], float(sys.argv[2])

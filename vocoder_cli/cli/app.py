@@ -5,7 +5,17 @@ from __future__ import annotations
 import typer
 
 from vocoder_cli import __version__
-from vocoder_cli.cli import bench, export, prepare, report, resynth, score, train, tts, weights
+from vocoder_cli.cli import (
+    bench,
+    export,
+    prepare,
+    report,
+    resynth,
+    score,
+    train,
+    tts,
+    weights,
+)
 
 app = typer.Typer(
     name="vocoder",

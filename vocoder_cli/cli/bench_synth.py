@@ -10,8 +10,19 @@ import torch
 import typer
 from rich.table import Table
 
-from vocoder_cli.backends.onnx import ACCURACY_BAR
-from vocoder_cli.bench import (
+from vocoder_cli.cli.common import (
+    OFFLINE_HELP,
+    err_console,
+    fail,
+    notify_pull,
+    resolve_device,
+    user_errors,
+)
+from vocoder_cli.cli.display import cell, line
+from vocoder_cli.cli.tables import fit
+from vocoder_cli.demo import speech_mel
+from vocoder_cli.synthesis.backends.onnx import ACCURACY_BAR
+from vocoder_cli.synthesis.bench import (
     REFERENCE,
     TORCH_BF16,
     SynthRow,
@@ -21,12 +32,8 @@ from vocoder_cli.bench import (
     load_average,
     machine_peak_gflops,
     preset_model,
-    speech_mel,
     weights_model,
 )
-from vocoder_cli.cli.common import OFFLINE_HELP, err_console, fail, notify_pull, resolve_device, user_errors
-from vocoder_cli.cli.display import cell, line
-from vocoder_cli.cli.tables import fit
 from vocoder_cli.weights.registry import DEFAULT_ALIAS
 
 

@@ -105,9 +105,13 @@ def notifier(quiet: bool) -> Callable[[str], None] | None:
 
 
 def engine_backend(backend: str, precision: str, device: str, quiet: bool, streaming: bool = False) -> str:
-    """``--backend`` as :func:`vocoder_cli.inference.resolve_backend` resolves it for ``--precision`` (a
+    """``--backend`` as :func:`vocoder_cli.synthesis.precision.resolve_backend` resolves it for ``--precision`` (a
     usage error raises before anything loads), with its note printed unless ``quiet``."""
-    from vocoder_cli.inference import cpu_has_native_bf16, precision_note, resolve_backend
+    from vocoder_cli.synthesis.precision import (
+        cpu_has_native_bf16,
+        precision_note,
+        resolve_backend,
+    )
 
     backend = resolve_backend(backend, precision, device, streaming=streaming)
     note = precision_note(precision, device, cpu_has_native_bf16())

@@ -7,7 +7,14 @@ from typing import Optional
 
 import typer
 
-from vocoder_cli.cli.common import EXIT_PARTIAL_FAILURE, OFFLINE_HELP, err_console, fail, notify_pull, user_errors
+from vocoder_cli.cli.common import (
+    EXIT_PARTIAL_FAILURE,
+    OFFLINE_HELP,
+    err_console,
+    fail,
+    notify_pull,
+    user_errors,
+)
 from vocoder_cli.cli.display import say
 
 app = typer.Typer(help="Export weights for other runtimes.", no_args_is_help=True)
@@ -45,7 +52,12 @@ def onnx(
     _check_out(out, overwrite)
     if weights == "griffin-lim":
         raise fail("griffin-lim has no weights to export")
-    from vocoder_cli.backends.onnx import ACCURACY_BAR, OPSET, check_opset, export_onnx
+    from vocoder_cli.synthesis.backends.onnx import (
+        ACCURACY_BAR,
+        OPSET,
+        check_opset,
+        export_onnx,
+    )
     from vocoder_cli.weights.format import load_generator
     from vocoder_cli.weights.resolve import ensure_weights
 

@@ -7,7 +7,13 @@ from pathlib import Path
 import typer
 
 from vocoder_cli.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
-from vocoder_cli.cli.common import EXIT_PARTIAL_FAILURE, download_bar, err_console, progress_bar, user_errors
+from vocoder_cli.cli.common import (
+    EXIT_PARTIAL_FAILURE,
+    download_bar,
+    err_console,
+    progress_bar,
+    user_errors,
+)
 from vocoder_cli.cli.display import say
 from vocoder_cli.cli.summary import counted
 from vocoder_cli.data.folder import PrepareResult, prepare_folder

@@ -29,8 +29,20 @@ from vocoder_cli.cli.display import say, visible
 from vocoder_cli.metrics.estimate import long_work_note
 from vocoder_cli.metrics.registry import apply_rates
 from vocoder_cli.metrics.runner import default_workers
-from vocoder_cli.report import ReportOptions, build_report, choose_metrics, expand_groups, parse_set
-from vocoder_cli.report.build import DEFAULT_EXAMPLES, DEFAULT_TOP, ReportResult, check_report, scoring_work
+from vocoder_cli.report import (
+    ReportOptions,
+    build_report,
+    choose_metrics,
+    expand_groups,
+    parse_set,
+)
+from vocoder_cli.report.build import (
+    DEFAULT_EXAMPLES,
+    DEFAULT_TOP,
+    ReportResult,
+    check_report,
+    scoring_work,
+)
 from vocoder_cli.report.choose import DEFAULT_FREE_METRICS, DEFAULT_METRICS
 
 MAX_LISTED_PROBLEMS = 20

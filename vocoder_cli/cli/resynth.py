@@ -36,9 +36,9 @@ from vocoder_cli.cli.stdio import (
 )
 from vocoder_cli.cli.summary import outcome_parts, row, timing
 from vocoder_cli.errors import AudioError
-from vocoder_cli.inference import EngineOptions, Synthesizer, load_vocoder
 from vocoder_cli.outputs import OutputPolicy
-from vocoder_cli.resynthesis import (
+from vocoder_cli.synthesis.engine import EngineOptions, Synthesizer
+from vocoder_cli.synthesis.resynthesis import (
     STDIO,
     Report,
     Resynthesizer,
@@ -46,6 +46,7 @@ from vocoder_cli.resynthesis import (
     plan_jobs,
     read_file_list,
 )
+from vocoder_cli.synthesis.vocoder import load_vocoder
 from vocoder_cli.weights.registry import DEFAULT_ALIAS
 
 

@@ -13,9 +13,15 @@ from vocoder_cli.cli.common import EXIT_PARTIAL_FAILURE, err_console, fail, user
 from vocoder_cli.cli.display import say
 from vocoder_cli.cli.stdio import stdout_failed
 from vocoder_cli.errors import AudioError
-from vocoder_cli.inference import Synthesizer
-from vocoder_cli.streaming import StreamingResynthesizer, StreamOptions
-from vocoder_cli.streamio import PcmDecoder, WavStreamDecoder, parse_raw_format, pump, read_available
+from vocoder_cli.synthesis.engine import Synthesizer
+from vocoder_cli.synthesis.streaming import StreamingResynthesizer, StreamOptions
+from vocoder_cli.synthesis.streamio import (
+    PcmDecoder,
+    WavStreamDecoder,
+    parse_raw_format,
+    pump,
+    read_available,
+)
 
 
 def run_stream(

@@ -18,13 +18,33 @@ from rich.console import Console
 from rich.table import Table
 
 from vocoder_cli.audio import atomic_write_bytes
-from vocoder_cli.cli.common import EXIT_PARTIAL_FAILURE, err_console, fail, progress_bar, resolve_device, user_errors
+from vocoder_cli.cli.common import (
+    EXIT_PARTIAL_FAILURE,
+    err_console,
+    fail,
+    progress_bar,
+    resolve_device,
+    user_errors,
+)
 from vocoder_cli.cli.display import cell, say
 from vocoder_cli.cli.stdio import read_stdin_lines, require_stdout, write_stdout
 from vocoder_cli.cli.tables import fit
-from vocoder_cli.metrics import Metric, Pair, ScoreRun, pair_paths, parse_metrics, parse_pairs, score_pairs
+from vocoder_cli.metrics import (
+    Metric,
+    Pair,
+    ScoreRun,
+    pair_paths,
+    parse_metrics,
+    parse_pairs,
+    score_pairs,
+)
 from vocoder_cli.metrics.estimate import audio_seconds, long_work_note
-from vocoder_cli.metrics.registry import UNALIGNED_REASON, apply_rates, for_unaligned_pairs, usable_metrics
+from vocoder_cli.metrics.registry import (
+    UNALIGNED_REASON,
+    apply_rates,
+    for_unaligned_pairs,
+    usable_metrics,
+)
 from vocoder_cli.metrics.report import RENDERERS, summary_rows
 from vocoder_cli.metrics.runner import default_workers
 

@@ -15,12 +15,23 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
-from vocoder_cli.cli.common import err_console, fail, notify_pull, resolve_device, user_errors
+from vocoder_cli.cli.common import (
+    err_console,
+    fail,
+    notify_pull,
+    resolve_device,
+    user_errors,
+)
 from vocoder_cli.cli.display import say
 from vocoder_cli.errors import WeightsError
 from vocoder_cli.training import checkpoint as ckpt
 from vocoder_cli.training.init_from import init_path
-from vocoder_cli.training.trainer import TrainEvent, finished_message, finished_step, resolve_config
+from vocoder_cli.training.trainer import (
+    TrainEvent,
+    finished_message,
+    finished_step,
+    resolve_config,
+)
 from vocoder_cli.training.trainer import train as run_training
 
 _SHOWN = ("loss/g", "loss/d", "loss/mel_l1", "loss/g_fm", "loss/g_adv")

@@ -33,9 +33,10 @@ from vocoder_cli.cli.display import cell, line, say
 from vocoder_cli.cli.stdio import read_stdin, require_stdout, write_stdout
 from vocoder_cli.cli.summary import outcome_parts, row, timing
 from vocoder_cli.errors import TextError, VocoderError
-from vocoder_cli.inference import EngineOptions, Synthesizer, load_vocoder
 from vocoder_cli.mel import MelConfig
 from vocoder_cli.outputs import OutputPolicy
+from vocoder_cli.synthesis.engine import EngineOptions, Synthesizer
+from vocoder_cli.synthesis.vocoder import load_vocoder
 from vocoder_cli.tts.base import LoadOptions
 from vocoder_cli.tts.espeak import Espeak
 from vocoder_cli.tts.mels import bridge

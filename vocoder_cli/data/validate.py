@@ -8,7 +8,13 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from vocoder_cli.audio import header_problem, rate_problem, resample, wav_rate, wav_truncation
+from vocoder_cli.audio import (
+    header_problem,
+    rate_problem,
+    resample,
+    wav_rate,
+    wav_truncation,
+)
 from vocoder_cli.errors import ConfigError
 
 

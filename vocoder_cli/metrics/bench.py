@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from vocoder_cli.audio import find_audio_files, load_audio, save_audio
+from vocoder_cli.demo import demo_speech
 from vocoder_cli.metrics.base import Metric
 from vocoder_cli.metrics.pairing import Pair, pair_paths
 from vocoder_cli.metrics.runner import score_pairs
@@ -26,14 +26,6 @@ class ScoreBench:
     @property
     def files_per_second(self) -> float:
         return self.files / self.wall_seconds
-
-
-def demo_speech(sr: int) -> np.ndarray:
-    """The packaged demo prompts (real speech), concatenated at ``sr``."""
-    folder = resources.files("vocoder_cli") / "assets" / "demo"
-    clips = [load_audio(Path(str(folder / name)), sr)[0] for name in sorted(
-        p.name for p in folder.iterdir() if p.name.endswith(".flac"))]
-    return np.concatenate(clips)
 
 
 def make_bench_set(folder: Path, clips: int, seconds: float, sr: int = 22050, source: Path | None = None,

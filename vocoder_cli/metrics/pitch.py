@@ -28,7 +28,16 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from vocoder_cli.audio import resample
 from vocoder_cli.metrics.base import MetricError, Scores, is_silent, require_finite
-from vocoder_cli.models.crepe import CENTS_PER_BIN, CREPE_RATE, WINDOW, Crepe, activations, decode, frame, load_crepe
+from vocoder_cli.models.crepe import (
+    CENTS_PER_BIN,
+    CREPE_RATE,
+    WINDOW,
+    Crepe,
+    activations,
+    decode,
+    frame,
+    load_crepe,
+)
 
 # CARGAN's constants (cargan/constants.py): features every 256 samples at 22.05 kHz, pitch 50-550 Hz.
 CARGAN_RATE, CARGAN_HOP = 22_050, 256

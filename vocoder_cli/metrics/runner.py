@@ -401,7 +401,12 @@ def score_wvmos(
     on_done: Callable[[FileResult], None] | None = None,
 ) -> None:
     """Add ``wvmos`` to each result: files resampled to 16 kHz, scored in equal-length batches."""
-    from vocoder_cli.metrics.wvmos import WVMOS_RATE, find_checkpoint, load_wvmos, score_batch
+    from vocoder_cli.metrics.wvmos import (
+        WVMOS_RATE,
+        find_checkpoint,
+        load_wvmos,
+        score_batch,
+    )
 
     model = load_wvmos(find_checkpoint(checkpoint), device, encoder_config)
 

@@ -14,7 +14,13 @@ from functools import lru_cache
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from vocoder_cli.metrics.base import MetricError, Scores, library_errors, require_length, require_signal
+from vocoder_cli.metrics.base import (
+    MetricError,
+    Scores,
+    library_errors,
+    require_length,
+    require_signal,
+)
 
 # auraloss MultiResolutionSTFTLoss defaults (what BigVGAN's M-STFT column uses).
 MSTFT_RESOLUTIONS = ((1024, 120, 600), (2048, 240, 1200), (512, 50, 240))

@@ -23,9 +23,9 @@ import json
 import platform
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from vocoder_cli import __version__
 from vocoder_cli.audio import atomic_write_bytes, load_audio, save_audio
@@ -33,15 +33,29 @@ from vocoder_cli.errors import VocoderError
 from vocoder_cli.metrics.base import Metric, library_version
 from vocoder_cli.metrics.estimate import audio_seconds
 from vocoder_cli.metrics.pairing import Pair, pair_paths
-from vocoder_cli.metrics.report import encodable, summary_rows, to_csv, to_json
+from vocoder_cli.metrics.report import encodable, to_csv, to_json
 from vocoder_cli.metrics.runner import FileResult, ScoreRun, score_pairs
 from vocoder_cli.report.choose import higher_is_better, rank_key
-from vocoder_cli.report.examples import Level, load_example
-from vocoder_cli.report.outdir import StagingKept, check_out_dir, discard, publish, staging_dir
+from vocoder_cli.report.examples import load_example
+from vocoder_cli.report.outdir import (
+    StagingKept,
+    check_out_dir,
+    discard,
+    publish,
+    staging_dir,
+)
+from vocoder_cli.report.results import (
+    DEFAULT_TOP,
+    Comparison,
+    Example,
+    GroupReport,
+    Problem,
+    ReportResult,
+    families,
+)
 from vocoder_cli.report.sets import Group, pair_group, slugify
 
 DEFAULT_EXAMPLES = 3
-DEFAULT_TOP = 5
 
 
 class ProgressSink(Protocol):
@@ -61,15 +75,6 @@ class NullProgress:
 
 
 @dataclass(frozen=True)
-class Problem:
-    """Something the user must look at: a group that could not be scored, a file that failed."""
-
-    group: str
-    item: str  # a file id, a folder, or "" for the group as a whole
-    message: str
-
-
-@dataclass(frozen=True)
 class ReportOptions:
     metrics: Sequence[Metric]  # for the sets with references
     free_metrics: Sequence[Metric] = ()  # for the reference-free sets
@@ -84,88 +89,6 @@ class ReportOptions:
     batch_size: int = 8
     command: str | None = None  # the command line, shown on the page for reproducibility
     notes: Sequence[str] = ()  # e.g. metrics skipped for a missing extra
-
-
-@dataclass
-class Example:
-    """A sampled file: why it was chosen, its figure, its audio copies and levels (paths relative)."""
-
-    id: str
-    why: str
-    scores: dict[str, float | None]
-    figure: str | None = None
-    ref_audio: str | None = None
-    gen_audio: str | None = None
-    ref_level: Level | None = None
-    gen_level: Level | None = None
-    lag_ms: int | None = None
-    correlation: float | None = None
-    trimmed_ms: float | None = None
-    error: str | None = None
-
-
-@dataclass
-class GroupReport:
-    group: Group
-    metrics: list[Metric] = field(default_factory=list)
-    run: ScoreRun | None = None
-    rank_key: str | None = None
-    ranked: list[FileResult] = field(default_factory=list)  # worst first, files with a rank value only
-    examples: list[Example] = field(default_factory=list)
-    distribution: str | None = None
-    scores_json: str | None = None
-    scores_csv: str | None = None
-    problems: list[Problem] = field(default_factory=list)
-    warnings: list[tuple[str, str]] = field(default_factory=list)  # (file id, warning)
-
-    @property
-    def keys(self) -> list[str]:
-        return self.run.keys if self.run else []
-
-    def summary(self) -> dict[str, dict[str, Any]]:
-        if self.run is None:
-            return {}
-        return {row.pop("metric"): row for row in summary_rows(self.run)}
-
-    def values(self) -> dict[str, list[float]]:
-        """Every file's successful value per key (for the distribution plots)."""
-        if self.run is None:
-            return {}
-        return {k: [v for r in self.run.results if (v := r.scores.get(k)) is not None] for k in self.keys}
-
-
-@dataclass
-class Comparison:
-    """Groups scored with the same metric keys: one table and one figure at the top of the page
-    (sets with references and reference-free sets get different metrics, so separate tables)."""
-
-    keys: list[str]
-    groups: list[GroupReport]
-    figure: str | None
-
-
-def families(reports: Sequence[GroupReport]) -> dict[tuple[str, ...], list[GroupReport]]:
-    """Scored groups by their metric keys, in order of first appearance."""
-    out: dict[tuple[str, ...], list[GroupReport]] = {}
-    for report in reports:
-        if report.run is not None:
-            out.setdefault(tuple(report.keys), []).append(report)
-    return out
-
-
-@dataclass
-class ReportResult:
-    out_dir: Path
-    index: Path
-    groups: list[GroupReport]
-    problems: list[Problem]
-    notes: list[str]
-    comparisons: list[Comparison]
-    created: str
-    seconds: float
-    command: str | None
-    versions: dict[str, str | None]
-    top: int = DEFAULT_TOP
 
 
 def _pairs_or_problem(report: GroupReport) -> list[Pair]:

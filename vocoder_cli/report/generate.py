@@ -8,8 +8,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vocoder_cli.errors import VocoderError
-from vocoder_cli.inference import Synthesizer, load_vocoder
-from vocoder_cli.resynthesis import Failure, Job, ResynthOptions, Resynthesizer, plan_jobs
+from vocoder_cli.synthesis.engine import Synthesizer
+from vocoder_cli.synthesis.resynthesis import (
+    Failure,
+    Job,
+    Resynthesizer,
+    ResynthOptions,
+    plan_jobs,
+)
+from vocoder_cli.synthesis.vocoder import load_vocoder
 
 
 @dataclass(frozen=True)

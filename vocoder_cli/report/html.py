@@ -6,14 +6,12 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 from vocoder_cli.metrics.report import encodable
 from vocoder_cli.report.choose import higher_is_better
-
-if TYPE_CHECKING:
-    from vocoder_cli.report.build import Example, GroupReport, ReportResult
+from vocoder_cli.report.results import Example, GroupReport, ReportResult
 
 MAX_TABLE_KEYS = 6  # metric columns per comparison table: 4 fixed + 6 x ~110 px fits 1180 px and A4
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from vocoder_cli.errors import ConfigError, VocoderError
 from vocoder_cli.metrics.pairing import Pair, pair_paths
 
+
 @dataclass(frozen=True)
 class SetSpec:
     """One ``--set``: ``ref`` None for reference-free sets, ``gen`` None when --weights generates it."""

@@ -10,7 +10,11 @@ from dataclasses import dataclass
 import torch
 
 from vocoder_cli.data.segments import Batch
-from vocoder_cli.models import Generator, MultiPeriodDiscriminator, MultiScaleDiscriminator
+from vocoder_cli.models import (
+    Generator,
+    MultiPeriodDiscriminator,
+    MultiScaleDiscriminator,
+)
 from vocoder_cli.training.config import TrainConfig
 from vocoder_cli.training.precision import apply_precision, resolve_precision
 from vocoder_cli.training.step import GANStep

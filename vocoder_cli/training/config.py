@@ -13,7 +13,12 @@ from typing import Any
 
 from vocoder_cli.errors import ConfigError
 from vocoder_cli.mel import MEL_PRESETS, MelConfig, mel_preset
-from vocoder_cli.models.config import GENERATOR_PRESETS, GeneratorConfig, configs_from_official, generator_preset
+from vocoder_cli.models.config import (
+    GENERATOR_PRESETS,
+    GeneratorConfig,
+    configs_from_official,
+    generator_preset,
+)
 
 CONFIG_FILE = "config.json"
 

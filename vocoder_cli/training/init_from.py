@@ -112,7 +112,10 @@ def load_init_weights(spec: str) -> InitWeights:
         )
         return InitWeights(loaded.generator.state_dict(), loaded.config, loaded.mel, weight_norm=False, notes=[note])
 
-    from vocoder_cli.weights.official import load_official_discriminators, official_training_generator
+    from vocoder_cli.weights.official import (
+        load_official_discriminators,
+        official_training_generator,
+    )
 
     state, gen_cfg, mel_cfg = official_training_generator(path)
     keeps_gv = any(k.endswith(".parametrizations.weight.original0") for k in state)

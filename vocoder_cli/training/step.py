@@ -16,7 +16,12 @@ from torch import nn
 from vocoder_cli.data.segments import Batch
 from vocoder_cli.mel import MelSpectrogram
 from vocoder_cli.training.config import TrainConfig
-from vocoder_cli.training.losses import discriminator_loss, feature_loss, generator_loss, mel_l1
+from vocoder_cli.training.losses import (
+    discriminator_loss,
+    feature_loss,
+    generator_loss,
+    mel_l1,
+)
 
 
 @dataclass

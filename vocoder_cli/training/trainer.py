@@ -30,10 +30,27 @@ from vocoder_cli.data.segments import (
     peak_gain,
 )
 from vocoder_cli.errors import ConfigError, VocoderError
-from vocoder_cli.models import Generator, MultiPeriodDiscriminator, MultiScaleDiscriminator
+from vocoder_cli.models import (
+    Generator,
+    MultiPeriodDiscriminator,
+    MultiScaleDiscriminator,
+)
 from vocoder_cli.training import checkpoint as ckpt
-from vocoder_cli.training.config import CONFIG_FILE, TrainConfig, apply_overrides, load_config, with_values
-from vocoder_cli.training.distributed import DistInfo, any_rank, barrier, init_distributed, shutdown, split_batch
+from vocoder_cli.training.config import (
+    CONFIG_FILE,
+    TrainConfig,
+    apply_overrides,
+    load_config,
+    with_values,
+)
+from vocoder_cli.training.distributed import (
+    DistInfo,
+    any_rank,
+    barrier,
+    init_distributed,
+    shutdown,
+    split_batch,
+)
 from vocoder_cli.training.init_from import (
     InitWeights,
     init_configs,
@@ -42,10 +59,13 @@ from vocoder_cli.training.init_from import (
     restore_training_state,
 )
 from vocoder_cli.training.logs import RunLogger, mel_image
-from vocoder_cli.training.precision import apply_precision, describe_precision, resolve_precision
+from vocoder_cli.training.precision import (
+    apply_precision,
+    describe_precision,
+    resolve_precision,
+)
 from vocoder_cli.training.step import GANStep
 from vocoder_cli.training.validation import validate
-
 
 # Besides every log_interval steps (and this invocation's first step), a log line at least this often, so a
 # slow machine (V1 on a laptop CPU: ~10 s per step) shows losses long before step 50.

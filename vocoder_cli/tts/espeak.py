@@ -25,7 +25,13 @@ import torch
 from vocoder_cli.audio import resample
 from vocoder_cli.errors import ConfigError, TextError, VocoderError
 from vocoder_cli.mel import MelConfig, MelSpectrogram
-from vocoder_cli.tts.base import AcousticOutput, LoadOptions, PreparedText, check_options, int_option
+from vocoder_cli.tts.base import (
+    AcousticOutput,
+    LoadOptions,
+    PreparedText,
+    check_options,
+    int_option,
+)
 
 NAME = "espeak"
 OPTIONS = ("voice", "rate", "pitch")

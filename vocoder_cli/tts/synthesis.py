@@ -18,12 +18,26 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vocoder_cli.audio import AUDIO_EXTENSIONS, atomic_write_bytes, encode_wav, resample, save_audio
+from vocoder_cli.audio import (
+    AUDIO_EXTENSIONS,
+    atomic_write_bytes,
+    encode_wav,
+    resample,
+    save_audio,
+)
 from vocoder_cli.errors import MelMismatchError, VocoderError
-from vocoder_cli.inference import Synthesizer
 from vocoder_cli.mel import check_mel_fits
-from vocoder_cli.outputs import REFUSE, SKIP, WRITE, OutputPolicy, check_separate, claim_names, collision_reason
-from vocoder_cli.resynthesis import ItemProgress
+from vocoder_cli.outputs import (
+    REFUSE,
+    SKIP,
+    WRITE,
+    OutputPolicy,
+    check_separate,
+    claim_names,
+    collision_reason,
+)
+from vocoder_cli.synthesis.engine import Synthesizer
+from vocoder_cli.synthesis.resynthesis import ItemProgress
 from vocoder_cli.tts.base import AcousticModel, AcousticOutput
 from vocoder_cli.tts.mels import MelBridge
 from vocoder_cli.tts.texts import TextItem, split_text

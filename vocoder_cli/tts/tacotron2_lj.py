@@ -18,7 +18,13 @@ import torch
 
 from vocoder_cli.errors import DownloadError, TextError, WeightsError
 from vocoder_cli.mel import MelConfig
-from vocoder_cli.tts.base import AcousticOutput, LoadOptions, PreparedText, check_options, int_option
+from vocoder_cli.tts.base import (
+    AcousticOutput,
+    LoadOptions,
+    PreparedText,
+    check_options,
+    int_option,
+)
 from vocoder_cli.tts.english import normalize_english
 from vocoder_cli.tts.tacotron2 import Tacotron2, Tacotron2Config
 
@@ -128,7 +134,13 @@ def build_network(state: dict[str, torch.Tensor], path: str = "checkpoint") -> T
 
 def weights_path(options: LoadOptions) -> Path:
     """The checkpoint: a path, or the ``tacotron2-lj`` cache entry (pulled on first use, unless offline)."""
-    from vocoder_cli.weights.resolve import NotPulledError, offline_mode, plan_pull, pull_weights, resolve_weights
+    from vocoder_cli.weights.resolve import (
+        NotPulledError,
+        offline_mode,
+        plan_pull,
+        pull_weights,
+        resolve_weights,
+    )
 
     name = options.weights or WEIGHTS_NAME
     try:

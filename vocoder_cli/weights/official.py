@@ -25,7 +25,10 @@ import torch
 from vocoder_cli.errors import ConfigError, WeightsError
 from vocoder_cli.mel import MelConfig
 from vocoder_cli.models.config import GeneratorConfig, configs_from_official
-from vocoder_cli.models.discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
+from vocoder_cli.models.discriminators import (
+    MultiPeriodDiscriminator,
+    MultiScaleDiscriminator,
+)
 from vocoder_cli.models.generator import Generator
 
 StateDict = dict[str, torch.Tensor]

@@ -18,8 +18,19 @@ from pathlib import Path
 
 from vocoder_cli.errors import DownloadError, WeightsError
 from vocoder_cli.weights import registry
-from vocoder_cli.weights.cache import GENERATOR_FILE, cached_file, cached_names, check_name, weight_dir
-from vocoder_cli.weights.download import ProgressCallback, copy_verified, download_file, sha256_of
+from vocoder_cli.weights.cache import (
+    GENERATOR_FILE,
+    cached_file,
+    cached_names,
+    check_name,
+    weight_dir,
+)
+from vocoder_cli.weights.download import (
+    ProgressCallback,
+    copy_verified,
+    download_file,
+    sha256_of,
+)
 from vocoder_cli.weights.format import load_generator, read_metadata, save_generator
 from vocoder_cli.weights.official import import_official_generator
 from vocoder_cli.weights.wheel import (

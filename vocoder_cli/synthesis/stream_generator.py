@@ -1,6 +1,6 @@
 """A HiFi-GAN generator that streams with cached layer state: each sample is computed once.
 
-The chunked streaming of :class:`vocoder_cli.streaming.StreamingGenerator` re-synthesises every chunk with
+The chunked streaming of :class:`vocoder_cli.synthesis.streaming.StreamingGenerator` re-synthesises every chunk with
 its receptive field of context on both sides (about 6x the offline work at a 40 ms chunk). Here every
 layer keeps the little state it needs instead, so a chunk costs what offline synthesis of that chunk
 costs, and the output equals offline synthesis up to float rounding:

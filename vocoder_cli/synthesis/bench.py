@@ -3,7 +3,7 @@
 For one generator (a preset with random weights, or real weights) the same mel of real speech runs
 through the reference, jik876/hifi-gan's generator in plain eager PyTorch
 (:mod:`vocoder_cli.bench_reference`), and through each backend as `resynth` runs it (the
-:class:`~vocoder_cli.inference.Synthesizer` engine). Timed runs are interleaved round robin, so a change
+:class:`~vocoder_cli.synthesis.engine.Synthesizer` engine). Timed runs are interleaved round robin, so a change
 in machine load hits every candidate alike; medians are reported with every run. Accuracy is
 max |out - reference| / max |reference| (the bar is 1e-4).
 """
@@ -24,15 +24,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from vocoder_cli.audio import find_audio_files, load_audio
-from vocoder_cli.backends import choose_backend, onnx_exporter_available, onnx_runtime_available
-from vocoder_cli.backends.onnx import ACCURACY_BAR
-from vocoder_cli.backends.tune import pick
-from vocoder_cli.bench_reference import reference_for
 from vocoder_cli.errors import ConfigError, WeightsError
-from vocoder_cli.inference import EngineOptions, Synthesizer, Vocoder, cpu_has_native_bf16, receptive_field_frames
-from vocoder_cli.mel import MelConfig, MelSpectrogram
+from vocoder_cli.mel import MelConfig
 from vocoder_cli.models import Generator, generator_preset
+from vocoder_cli.synthesis.backends import (
+    choose_backend,
+    onnx_exporter_available,
+    onnx_runtime_available,
+)
+from vocoder_cli.synthesis.backends.onnx import ACCURACY_BAR
+from vocoder_cli.synthesis.backends.tune import pick
+from vocoder_cli.synthesis.engine import EngineOptions, Synthesizer
+from vocoder_cli.synthesis.precision import cpu_has_native_bf16
+from vocoder_cli.synthesis.reference import reference_for
+from vocoder_cli.synthesis.vocoder import Vocoder, receptive_field_frames
 
 REFERENCE = "reference"
 TORCH_BF16 = "torch-bf16"  # torch under bf16 autocast: the opt-in lower-precision path, timed beside the rest
@@ -119,24 +124,6 @@ def load_average() -> tuple[float, float, float] | None:
         return None
 
 
-def speech_mel(mel: MelConfig, seconds: float, source: Path | None = None) -> torch.Tensor:
-    """[n_mels, frames] log-mel of ``seconds`` of real speech: the bundled demo prompts (or the audio
-    files under ``source``) concatenated, repeated when too short."""
-    from vocoder_cli.metrics.bench import demo_speech
-
-    if source is not None:
-        files = find_audio_files(source)
-        if not files:
-            raise ConfigError(f"{source}: no audio files")
-        speech = np.concatenate([load_audio(p, mel.sample_rate)[0] for p in files])
-    else:
-        speech = demo_speech(mel.sample_rate)
-    length = max(int(seconds * mel.sample_rate), mel.hop_length)
-    wav = np.tile(speech, length // speech.size + 1)[:length].astype(np.float32)
-    with torch.inference_mode():
-        return MelSpectrogram(mel)(torch.from_numpy(np.ascontiguousarray(wav))[None])[0]
-
-
 def count_gflop(model: nn.Module, mel: torch.Tensor) -> float:
     """GFLOP of one forward pass, counted on meta tensors (no arithmetic is done)."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -166,7 +153,7 @@ def preset_model(name: str, backends: Sequence[str], mel: MelConfig | None = Non
 
 
 def _temporary_onnx(generator: Generator, mel: MelConfig, name: str) -> Vocoder:
-    from vocoder_cli.backends.onnx import export_onnx, load_onnx
+    from vocoder_cli.synthesis.backends.onnx import export_onnx, load_onnx
 
     with tempfile.TemporaryDirectory(prefix="vocoder-bench-") as tmp:
         export_onnx(generator, mel, Path(tmp) / f"{name}.onnx")
@@ -184,8 +171,8 @@ def weights_model(
 ) -> BenchModel:
     """Real weights (a name or a ``.safetensors`` path): the reference needs the torch weights, so an
     exported ``.onnx`` file cannot be compared here."""
-    from vocoder_cli.backends.onnx import is_onnx_path
-    from vocoder_cli.inference import load_vocoder
+    from vocoder_cli.synthesis.backends.onnx import is_onnx_path
+    from vocoder_cli.synthesis.vocoder import load_vocoder
     from vocoder_cli.weights.format import load_generator
     from vocoder_cli.weights.resolve import ensure_weights
 
@@ -268,7 +255,7 @@ def compare_backends(
 def auto_pick(rows: list[SynthRow], model: str, device: str) -> str:
     """The backend ``--backend auto`` would run for this model given these measurements: where ONNX Runtime
     is a candidate (CPU, installed, within the accuracy bar), the faster of torch and onnx here, as the
-    loader's own timing decides (:func:`vocoder_cli.backends.tune.pick`: ONNX only when clearly faster); else torch."""
+    loader's own timing decides (:func:`vocoder_cli.synthesis.backends.tune.pick`: ONNX only when clearly faster); else torch."""
     mine = {r.backend: r for r in rows if r.model == model and r.backend in ("torch", "onnx")}
     checked = None if "onnx" not in mine else mine["onnx"].max_rel_error <= ACCURACY_BAR
     if choose_backend("auto", device, exportable=onnx_exporter_available(), onnx_checked=checked) == "torch":

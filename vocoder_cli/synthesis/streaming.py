@@ -9,7 +9,7 @@ Two stages, each with its state in plain attributes:
   left pad ``x[p], ..., x[1]`` is known after ``p + 1`` samples; the right pad only at the end.
 - :class:`StreamingGenerator` turns frames into waveform samples, ``chunk`` frames at a time, each
   chunk synthesised with ``left`` frames of past and ``lookahead`` frames of future context (the chunked
-  engine's argument, vocoder_cli/inference.py). With ``lookahead`` >= the generator's receptive field
+  engine's argument, vocoder_cli/synthesis/engine.py). With ``lookahead`` >= the generator's receptive field
   (15 frames for V1/V2, 12 for V3) the output equals offline synthesis up to float rounding; a smaller
   look-ahead trades a bounded error for latency (docs/performance.md has the curve): the frames the
   generator would still see are filled with copies of the newest frame, which measured closer to offline
@@ -33,10 +33,11 @@ import torch
 
 from vocoder_cli.audio import rate_problem
 from vocoder_cli.errors import AudioError, ConfigError
-from vocoder_cli.inference import Synthesizer, receptive_field_frames
 from vocoder_cli.mel import MelSpectrogram
 from vocoder_cli.models.generator import Generator
-from vocoder_cli.stream_generator import CachedStreamingGenerator
+from vocoder_cli.synthesis.engine import Synthesizer
+from vocoder_cli.synthesis.stream_generator import CachedStreamingGenerator
+from vocoder_cli.synthesis.vocoder import receptive_field_frames
 
 _EMPTY = np.zeros(0, dtype=np.float32)
 
@@ -59,7 +60,7 @@ def ms_to_frames(ms: float, sample_rate: int, hop: int) -> int:
 class StreamOptions:
     """``chunk_ms``: audio synthesised per generator call (latency vs throughput); ``lookahead_ms``: future
     context per chunk, None for the exact receptive-field bound (latency vs error). At the exact bound a
-    torch HiFi-GAN streams with cached layer state (:mod:`vocoder_cli.stream_generator`, each sample
+    torch HiFi-GAN streams with cached layer state (:mod:`vocoder_cli.synthesis.stream_generator`, each sample
     computed once, look-ahead exact to the sample); ``cached=False`` (or another model, e.g. ONNX) re-runs
     each chunk with its context."""
 

@@ -25,7 +25,6 @@ from vocoder_cli.audio import (
     save_audio,
 )
 from vocoder_cli.errors import AudioError, MelMismatchError, VocoderError
-from vocoder_cli.inference import Synthesizer
 from vocoder_cli.mel import check_mel_fits
 from vocoder_cli.outputs import (
     REFUSE,
@@ -38,6 +37,7 @@ from vocoder_cli.outputs import (
     collision_reason,
     keep_extension,
 )
+from vocoder_cli.synthesis.engine import Synthesizer
 
 MEL_EXTENSIONS = frozenset({".npy", ".pt"})
 STDIO = "-"

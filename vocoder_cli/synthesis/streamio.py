@@ -3,7 +3,7 @@
 Nothing here waits for the end of the input: :class:`WavStreamDecoder` and :class:`PcmDecoder` take
 bytes in whatever pieces a pipe delivers (a partial header, half a sample) and return mono float32
 samples as soon as whole frames are there; :func:`pump` moves a byte stream through a
-:class:`~vocoder_cli.streaming.StreamingResynthesizer` to an output stream, flushing every block.
+:class:`~vocoder_cli.synthesis.streaming.StreamingResynthesizer` to an output stream, flushing every block.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from vocoder_cli.audio import RATE_RANGE, WavShortfall, rate_problem, to_pcm16
 from vocoder_cli.errors import AudioError, ConfigError
 
 if TYPE_CHECKING:
-    from vocoder_cli.streaming import StreamingResynthesizer
+    from vocoder_cli.synthesis.streaming import StreamingResynthesizer
 
 # encoding -> (numpy dtype, scale to [-1, 1), offset): the scale is what libsndfile uses when it reads
 # the same samples from a file, so streamed and offline inputs agree exactly.

@@ -52,8 +52,9 @@ def probe_mel(mel: MelConfig, frames: int = 96) -> torch.Tensor:
     import soundfile as sf
 
     from vocoder_cli.audio import resample
+    from vocoder_cli.demo import demo_folder
 
-    demo = Path(__file__).resolve().parents[1] / "assets" / "demo" / "auth-incorrect.flac"
+    demo = demo_folder() / "auth-incorrect.flac"
     wav, sr = sf.read(demo, dtype="float32")
     wav = resample(wav, sr, mel.sample_rate)[: frames * mel.hop_length]
     with torch.inference_mode():
