@@ -1,6 +1,6 @@
 """Quality cost of a lower-precision synthesis path: PESQ/STOI/M-STFT at fp32 and at each other precision.
 
-Issue 11's rule: a lower-precision path may be offered (opt-in) only if its PESQ on ljspeech/dev stays
+The rule: a lower-precision path may be offered (opt-in) only if its PESQ on ljspeech/dev stays
 within 0.02 of fp32 with the same weights. This resynthesises the clips through the real CLI
 (`vocoder resynth --backend torch --precision P`), scores them against the recordings
 (`vocoder score -m pesq,stoi,mstft`), and prints the means, the change from fp32 and the largest

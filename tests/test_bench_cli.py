@@ -50,7 +50,9 @@ def test_bench_synth_compares_backends_with_the_reference(tmp_path: Path) -> Non
         assert row["gflops_per_second"] == pytest.approx(row["gflop"] / row["wall_seconds"], rel=1e-2, abs=0.006)  # JSON keeps 2 decimals
     assert ref["speedup_vs_reference"] == 1.0 and ref["max_rel_error"] == 0.0
     # the same weights through our torch generator and through ONNX Runtime: the same audio as the reference
-    assert rows[1]["max_rel_error"] < 1e-5 and rows[2]["max_rel_error"] < 1e-4
+    # our engine runs the generator channels-last (other oneDNN kernels, other summation order): float32
+    # rounding, within the 1e-4 bar every backend is held to (real V1 weights: 6e-7)
+    assert rows[1]["max_rel_error"] < 1e-4 and rows[2]["max_rel_error"] < 1e-4
     assert all(r["within_bar"] for r in rows)
     assert sum(r["auto_picks"] for r in rows) == 1  # auto runs torch, or onnx where clearly faster, on the CPU
     picked = pick({r["backend"]: r["wall_seconds"] for r in rows[1:]})
@@ -71,7 +73,7 @@ def test_bench_synth_times_the_opt_in_bf16_path_beside_fp32(tmp_path: Path) -> N
                  "--seconds", "0.3", "--repeats", "1", "--json")
     assert [r["backend"] for r in rows] == ["reference", "torch", "torch-bf16"]
     torch_row, bf16_row = rows[1], rows[2]
-    assert torch_row["max_rel_error"] < 1e-5 and bf16_row["max_rel_error"] > 1e-3  # (real V1: 0.1, tiny: 0.7)
+    assert torch_row["max_rel_error"] < 1e-4 and bf16_row["max_rel_error"] > 1e-3  # (real V1: 0.1, tiny: 0.7)
     assert not bf16_row["within_bar"] and not bf16_row["auto_picks"]
 
 

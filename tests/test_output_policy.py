@@ -195,7 +195,7 @@ def test_outputs_are_written_and_counted_batch_by_batch(tmp_path: Path) -> None:
         write(tmp_path / "in" / f"{i}.wav", tone(seconds, SR, freq=200 + 40 * i), SR)
     synth = _synth(batch_size=1)
     calls = []
-    synth.vocoder.model.register_forward_hook(lambda *_: calls.append(1))
+    synth.model.register_forward_hook(lambda *_: calls.append(1))
     seen = []
 
     def on_done(job: Job) -> None:  # what exists, and how many generator calls ran, when each job is done
@@ -237,7 +237,7 @@ def test_refusal_is_asked_again_just_before_writing(tmp_path: Path) -> None:
             out.mkdir(exist_ok=True)
             (out / "b.wav").write_bytes(b"written by someone else meanwhile")
 
-    synth.vocoder.model.register_forward_hook(appear)
+    synth.model.register_forward_hook(appear)
     report, _ = Resynthesizer(synth, ResynthOptions()).run(plan_jobs([str(tmp_path / "in")], str(out)))
     assert report.written == [str(out / "a.wav")]
     assert [f.source for f in report.refused] == [str(tmp_path / "in" / "b.wav")]

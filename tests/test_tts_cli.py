@@ -368,7 +368,7 @@ def test_each_item_is_written_and_counted_as_its_vocoder_batch_finishes(tmp_path
     model = load_acoustic("espeak", LoadOptions(target_mel=vocoder.mel))
     synth = Synthesizer(vocoder, options=EngineOptions(batch_size=1))
     calls: list[int] = []
-    vocoder.model.register_forward_hook(lambda *_: calls.append(1))
+    synth.model.register_forward_hook(lambda *_: calls.append(1))
     runner = TtsRunner(model, synth, bridge(model.mel_config, vocoder.mel, model.name), TtsOptions(group_size=8))
     items = [TextItem(name, text, "<test>") for name, text in (("a", "One."), ("b", "Two words."), ("c", "Three."))]
     out = tmp_path / "out"

@@ -18,6 +18,7 @@ import torch
 from vocoder_cli.errors import ConfigError
 from vocoder_cli.mel import MelSpectrogram
 from vocoder_cli.models.generator import Generator
+from vocoder_cli.synthesis.layout import LAYOUT_PRECISIONS, ChannelsLastGenerator
 from vocoder_cli.synthesis.precision import check_precision, true_fp32
 from vocoder_cli.synthesis.vocoder import Vocoder
 
@@ -27,7 +28,8 @@ class EngineOptions:
     batch_size: int = 8
     max_batch_frames: int = 16384  # frames per batch, summed over items (bounds memory)
     chunk_frames: int = 2048  # longer mels are synthesised in overlapping chunks
-    precision: str = "fp32"  # fp32 | fp16 | bf16 (autocast; fp16 on CUDA only, bf16 on CUDA or the CPU)
+    precision: str = "fp32"  # fp32 | fp16 | bf16 (fp16 on CUDA only, bf16 on CUDA or the CPU)
+    cpu_layout: str = "channels-last"  # HiFi-GAN on the CPU: channels-last (synthesis/layout.py) or plain
 
 
 class Synthesizer:
@@ -41,6 +43,15 @@ class Synthesizer:
         check_precision(self.options.precision, self.device, vocoder.backend)
         if self.options.precision != "fp32" and not isinstance(vocoder.model, Generator):
             raise ConfigError(f"--precision {self.options.precision} applies to HiFi-GAN weights, not {vocoder.name}")
+        self.cpu_model: ChannelsLastGenerator | None = None
+        if (self.device.type == "cpu" and vocoder.backend == "torch" and isinstance(vocoder.model, Generator)
+                and self.options.cpu_layout == "channels-last" and self.options.precision in LAYOUT_PRECISIONS):
+            self.cpu_model = ChannelsLastGenerator(vocoder.model, self.options.precision)
+
+    @property
+    def model(self) -> torch.nn.Module:
+        """The module a batch runs through: the channels-last copy on the CPU, else the vocoder's own model."""
+        return self.cpu_model if self.cpu_model is not None else self.vocoder.model
 
     @property
     def fp32_tail(self) -> bool:
@@ -65,7 +76,10 @@ class Synthesizer:
     @torch.inference_mode()
     def run_batch(self, batch: torch.Tensor) -> torch.Tensor:
         """One forward pass, no batching or chunking: mel [B, n_mels, frames] -> float32 audio
-        [B, frames * hop] on the engine's device (for callers that cut their own windows, e.g. streaming)."""
+        [B, frames * hop] on the engine's device (for callers that cut their own windows, e.g. streaming).
+        HiFi-GAN on the CPU runs the channels-last copy made once at construction (its precision built in)."""
+        if self.cpu_model is not None:
+            return self.cpu_model(batch.to(self.device))[:, 0]
         with self.autocast():
             if self.fp32_tail:
                 out = self.vocoder.model.generate(batch.to(self.device), fp32_tail=True)

@@ -223,16 +223,16 @@ class _Float32(_Layer):
 
 def streaming_layers(generator: Generator, fp32_tail: bool = False) -> _Sequence:
     """The generator's layers as streaming layers, sharing its parameters (no copy); ``fp32_tail`` as in
-    :meth:`Generator.generate` (the last stage and conv_post in float32 under autocast)."""
+    :meth:`Generator.generate` (the stages from ``fp32_tail_start`` and conv_post in float32 under autocast)."""
     layers: list[_Layer] = [_Conv(generator.conv_pre, None)]
     rates = [1]
     k = generator.num_kernels
-    last = len(generator.ups) - 1
+    start = generator.fp32_tail_start
     for i, up in enumerate(generator.ups):
         stage = _Sequence([_ConvTranspose(up, LRELU_SLOPE),
                            _MeanOfBlocks([_resblock(b) for b in generator.resblocks[i * k : (i + 1) * k]])],
                           [up.stride[0], 1])
-        layers.append(_Float32(stage) if fp32_tail and i == last else stage)
+        layers.append(_Float32(stage) if fp32_tail and i >= start else stage)
         rates.append(up.stride[0])
     post = _Conv(generator.conv_post, 0.01)  # the official default slope here
     layers += [_Float32(post) if fp32_tail else post, _Elementwise(torch.tanh)]
