@@ -245,3 +245,11 @@ def test_a_worker_killed_by_native_code_costs_only_that_file(tmp_path: Path) -> 
     assert all(rows[f"c{i}"].scores["crashy"] == 2 * SR for i in range(4))
     assert rows["short"].scores["crashy"] is None
     assert "crashed the worker process on this file" in rows["short"].errors[0]
+
+
+def test_pool_workers_never_fork_the_caller() -> None:
+    """Scoring workers start from a clean server process: forking the caller deadlocked a worker on an
+    import when the caller had threads of its own (a test session's TensorBoard writer did exactly that)."""
+    from vocoder_cli.metrics.runner import _pool_context
+
+    assert _pool_context().get_start_method() in {"forkserver", "spawn"}

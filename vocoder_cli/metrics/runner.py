@@ -270,24 +270,23 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
-def preload(metrics: Sequence[Metric]) -> None:
-    """Import the metrics' libraries here, before forking, so each worker does not pay for it."""
-    import importlib
-
-    from vocoder_cli.metrics.signal import load_pyworld
-
-    for metric in metrics:
-        for module in metric.modules:
-            if module == "pyworld":
-                load_pyworld()
-            elif not metric.neural:
-                importlib.import_module(module)
-
-
 def _pool_context() -> multiprocessing.context.BaseContext:
-    # fork starts workers in milliseconds; the parent has run no OpenMP region yet when scoring starts.
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    """Workers fork from a clean server process (forkserver), never from the caller: forking a process
+    that runs threads of its own (a notebook, a training loop's log writer, torch's OpenMP pool) can
+    deadlock the child on a lock some other thread held. The server imports the metric libraries once,
+    so each worker starts in milliseconds; spawn where forkserver does not exist (macOS, Windows)."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(_POOL_PRELOAD)
+    return context
+
+
+# Imported once by the forkserver (an ImportError there is ignored: the worker reports the missing library).
+# pyworld stays out: its import is checked on its own (load_pyworld).
+_POOL_PRELOAD = sorted({"numpy", "threadpoolctl", __name__} | {
+    module for metric in METRICS.values() if not metric.neural for module in metric.modules if module != "pyworld"
+})
 
 
 def score_cpu(
@@ -307,7 +306,6 @@ def score_cpu(
             if on_done:
                 on_done(results[-1])
         return results
-    preload([m for m in metrics if not m.neural])
     by_id: dict[str, FileResult] = {}
     pool = ProcessPoolExecutor(min(workers, len(pairs)), mp_context=_pool_context(), initializer=_limit_threads)
     try:
