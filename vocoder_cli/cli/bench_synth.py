@@ -81,7 +81,11 @@ def bench_synth(
     if models and weights:
         raise fail("give --models (random-weight presets) or --weights, not both")
     backends = backends_to_compare(backend, device)
-    peak, how = machine_peak_gflops(torch.get_num_threads()) if device == "cpu" else (None, "")
+    peaks: dict[str, tuple[float, str]] = {}
+    if device == "cpu":
+        peaks["fp32"] = machine_peak_gflops(torch.get_num_threads())
+        if TORCH_BF16 in backends or precision == "bf16":
+            peaks["bf16"] = machine_peak_gflops(torch.get_num_threads(), torch.bfloat16)
     rows: list[SynthRow] = []
     with user_errors():
         if models:
@@ -97,9 +101,15 @@ def bench_synth(
     extra = {"device": device, "batch": batch, "precision": precision, "threads": torch.get_num_threads(),
              "torch": torch.__version__, "load_average": load}
     chosen = {r.model: auto_pick(rows, r.model, device) for r in rows}
+    def peak(r: SynthRow) -> float | None:
+        """The GEMM rate of the row's precision: bf16 rows against the bf16 peak, the rest against fp32."""
+        bf16 = r.backend == TORCH_BF16 or (precision == "bf16" and r.backend == "torch")
+        return peaks.get("bf16" if bf16 else "fp32", (None, ""))[0]
+
     if as_json:
         for r in rows:
-            typer.echo(json.dumps({**_row_json(r, peak, extra), "auto_picks": chosen[r.model] == r.backend}))
+            typer.echo(json.dumps({**_row_json(r, peak(r), extra), "auto_picks": chosen[r.model] == r.backend,
+                                   "peak_gflops": peak(r)}))
         return
     title = f"synthesis on {device}: {torch.get_num_threads()} threads, torch {torch.__version__}"
     table = Table(title=title)
@@ -109,7 +119,7 @@ def bench_synth(
         err = "-" if r.backend == REFERENCE else f"{r.max_rel_error:.1e}" + ("" if r.max_rel_error <= ACCURACY_BAR else " !")
         table.add_row(cell(Path(r.model).name), r.backend + (" *" if chosen[r.model] == r.backend else ""), f"{r.wall_seconds:.3f}",
                       f"{r.real_time_factor:.3f}", f"{r.speedup:.2f}", err, f"{r.gflops_per_second:.1f}",
-                      "-" if peak is None else f"{100 * r.gflops_per_second / peak:.1f}")
+                      "-" if peak(r) is None else f"{100 * r.gflops_per_second / peak(r):.1f}")
     from rich.console import Console
 
     console = Console()
@@ -122,8 +132,8 @@ def bench_synth(
     if any(r.backend == TORCH_BF16 for r in rows):
         notes.append("torch-bf16 = --precision bf16: opt-in, never picked by auto; its bar is PESQ within 0.02 "
                      "of fp32 (docs/performance.md), not the 1e-4 error")
-    if peak is not None:
-        notes.append(f"% peak of the fp32 GEMM rate: {how}")
+    for name, (_, how) in peaks.items():
+        notes.append(f"% peak ({name} rows) = of the {name} GEMM rate: {how}")
     if load is not None:
         notes.append(f"load average (1/5/15 min): {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     for note in notes:  # wrapped at word boundaries to the terminal (no user text but the CPU's name)

@@ -81,11 +81,12 @@ class BenchModel:
     backends: dict[str, Vocoder]
 
 
-def machine_peak_gflops(threads: int) -> tuple[float, str]:
-    """The practical fp32 peak: the best of a few 2048 x 2048 float32 matrix products (MKL/oneDNN GEMM, the
-    fastest fp32 kernel torch has), with the nominal estimate from /proc/cpuinfo for comparison, and a
-    sentence saying how it was reckoned. Measured, because the nominal figure misleads: an AVX-512 flag
-    does not say whether the core has 512-bit FMA units (AMD Zen 4 splits them in two)."""
+def machine_peak_gflops(threads: int, dtype: torch.dtype = torch.float32) -> tuple[float, str]:
+    """The practical peak for ``dtype``: the best of a few 2048 x 2048 matrix products (MKL/oneDNN GEMM, the
+    fastest kernel torch has; bf16 runs AMX tiles or AVX512-BF16 where the CPU has them), with the nominal
+    fp32 estimate from /proc/cpuinfo for comparison, and a sentence saying how it was reckoned. Measured,
+    because the nominal figure misleads: an AVX-512 flag does not say whether the core has 512-bit FMA units
+    (AMD Zen 4 splits them in two), and nothing in /proc/cpuinfo gives an AMX tile rate."""
     info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     mhz = [float(m) for m in re.findall(r"cpu MHz\s*:\s*([\d.]+)", info)] or [2000.0]
     flags_line = re.search(r"flags\s*:(.*)", info)
@@ -93,18 +94,21 @@ def machine_peak_gflops(threads: int) -> tuple[float, str]:
     per_cycle = 64 if "avx512f" in flags else 32 if {"avx2", "fma"} <= flags else 16
     model = (re.findall(r"model name\s*:\s*(.*)", info) or ["unknown CPU"])[0].strip()
     nominal = threads * per_cycle * mhz[0] / 1000
-    measured = gemm_gflops(threads)
-    return measured, (f"{model}: fp32 GEMM (2048^3, {threads} threads) measured {measured:.0f} GFLOP/s; "
-                      f"nominal {threads} x {per_cycle} FLOP/cycle x {mhz[0] / 1000:.2f} GHz = {nominal:.0f}")
+    measured = gemm_gflops(threads, dtype=dtype)
+    name = "bf16" if dtype == torch.bfloat16 else "fp32"
+    return measured, (f"{model}: {name} GEMM (2048^3, {threads} threads) measured {measured:.0f} GFLOP/s"
+                      + (f"; nominal fp32 {threads} x {per_cycle} FLOP/cycle x {mhz[0] / 1000:.2f} GHz = {nominal:.0f}"
+                         if name == "fp32" else ""))
 
 
-def gemm_gflops(threads: int, n: int = 2048, repeats: int = 10) -> float:
-    """Best GFLOP/s of ``repeats`` float32 n x n matrix products on ``threads`` threads (~1 s). The best, not
-    the median: on a shared VM single products vary by 15% (neighbours, clocks), and the peak is the ceiling."""
+def gemm_gflops(threads: int, n: int = 2048, repeats: int = 10, dtype: torch.dtype = torch.float32) -> float:
+    """Best GFLOP/s of ``repeats`` n x n matrix products in ``dtype`` on ``threads`` threads (~1 s). The best,
+    not the median: on a shared VM single products vary by 15% (neighbours, clocks), and the peak is the
+    ceiling."""
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        a, b = torch.randn(n, n), torch.randn(n, n)
+        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
         a @ b, a @ b  # warm-up (clocks, threads, allocator)
         best = float("inf")
         for _ in range(repeats):
