@@ -3,19 +3,24 @@
 For each HiFi-GAN variant (V1, V2, V3) the same weights run through:
   reference  the official architecture in plain eager PyTorch (vocoder_cli/synthesis/reference.py, weight
              norm removed as jik876/hifi-gan's inference.py does): what the official code runs
-  eager      our Generator, eager PyTorch (`--backend torch`)
+  eager      our CPU engine (`--backend torch`): the generator as 2-d convolutions on channels-last tensors
+             (vocoder_cli/synthesis/layout.py), weight norm folded
+  eager-1d   our Generator as written (1-d convolutions, contiguous tensors; not in the default list)
   onnx       our ONNX export run by ONNX Runtime, all graph optimisations (`--backend onnx`)
   onnx-spin  the same with ONNX Runtime's default of idle worker threads spinning (not in the default list)
   jit        torch.jit.trace + freeze + optimize_for_inference (oneDNN)
   compile    torch.compile (inductor; on CPU it builds C++ with gcc)
-  bf16       our Generator under bf16 autocast, output-rate stage in fp32 (`--precision bf16`: opt-in; its bar
-             is PESQ within 0.02 of fp32, scripts/precision_quality.py, not the 1e-4 error)
+  bf16       the CPU engine at `--precision bf16`: bf16 weights cast once, channels-last, the stages from
+             Generator.fp32_tail_start and conv_post in fp32 (opt-in; its bar is PESQ within 0.02 of fp32,
+             scripts/precision_quality.py, not the 1e-4 error)
+  bf16-autocast  our Generator under bf16 autocast with the same fp32 tail (the engine before the
+             channels-last copy; not in the default list)
 on the log-mel of ~`--seconds` of real LJSpeech speech (ljspeech/dev, concatenated). Timed runs are
 interleaved (round robin over the candidates), so a busy machine slows all of them alike; the median is
 reported. Accuracy is max |out - reference| / max |reference| on the same mel. FLOPs are counted with
-torch.utils.flop_counter on the reference forward; the machine's peak is the measured fp32 GEMM rate
-(best of five 2048^3 matrix products on the same threads, vocoder_cli.bench.gemm_gflops), printed with the
-nominal cores x FLOP/cycle x clock estimate beside it.
+torch.utils.flop_counter on the reference forward; the machine's peak is the measured GEMM rate of the
+row's precision (best of ten 2048^3 matrix products on the same threads, vocoder_cli.synthesis.bench.
+gemm_gflops; bf16 rows against the bf16 rate), printed with the nominal fp32 estimate beside it.
 
     python scripts/bench_backends.py                       # V1 (hifigan-lj-v1), V2 (hifigan-lj-v2), V3 (random)
     python scripts/bench_backends.py --variants v1 --seconds 5 --repeats 3 --candidates eager,onnx,jit
@@ -49,7 +54,8 @@ from vocoder_cli.audio import resample  # noqa: E402
 from vocoder_cli.demo import speech_mel  # noqa: E402
 from vocoder_cli.mel import MelConfig, MelSpectrogram  # noqa: E402
 from vocoder_cli.models import Generator, generator_preset  # noqa: E402
-from vocoder_cli.synthesis.bench import count_gflop, load_average, machine_peak_gflops
+from vocoder_cli.synthesis.bench import count_gflop, load_average, machine_peak_gflops  # noqa: E402
+from vocoder_cli.synthesis.layout import ChannelsLastGenerator  # noqa: E402
 from vocoder_cli.synthesis.reference import reference_for  # noqa: E402
 
 DEFAULT_WEIGHTS = {"v1": "hifigan-lj-v1", "v2": "hifigan-lj-v2", "v3": "random"}
@@ -107,8 +113,12 @@ def torch_runner(model: nn.Module, bf16: bool = False) -> Runner:
 def build(candidate: str, generator: Generator, mel_cfg: MelConfig, mel: torch.Tensor, tmp: Path) -> Runner:
     """A callable for one candidate (setup, export or compilation happens here or on its first call)."""
     if candidate == "eager":
+        return torch_runner(ChannelsLastGenerator(generator, "fp32"))
+    if candidate == "eager-1d":
         return torch_runner(generator)
     if candidate == "bf16":  # `--precision bf16`: opt-in, judged by PESQ (scripts/precision_quality.py)
+        return torch_runner(ChannelsLastGenerator(generator, "bf16"))
+    if candidate == "bf16-autocast":
         return torch_runner(generator, bf16=True)
     if candidate in ("onnx", "onnx-spin"):
         from vocoder_cli.synthesis.backends.onnx import (
@@ -131,10 +141,11 @@ def build(candidate: str, generator: Generator, mel_cfg: MelConfig, mel: torch.T
         return torch_runner(frozen)
     if candidate == "compile":
         return torch_runner(torch.compile(generator, backend="inductor", dynamic=False))
-    raise SystemExit(f"unknown candidate {candidate!r}: {', '.join(CANDIDATES)}, onnx-spin, bf16")
+    raise SystemExit(f"unknown candidate {candidate!r}: {', '.join(CANDIDATES)}, eager-1d, onnx-spin, bf16, "
+                     "bf16-autocast")
 
 
-def bench_variant(variant: str, args: argparse.Namespace, peak: float) -> list[dict]:
+def bench_variant(variant: str, args: argparse.Namespace, peaks: dict[str, float]) -> list[dict]:
     generator, mel_cfg, source = load_weights(variant, getattr(args, f"weights_{variant}"))
     mel = real_mel(args.data, args.seconds, mel_cfg)
     audio_s = mel.shape[-1] * mel_cfg.hop_length / mel_cfg.sample_rate
@@ -172,7 +183,8 @@ def bench_variant(variant: str, args: argparse.Namespace, peak: float) -> list[d
             "wall_seconds": round(wall, 4), "all_seconds": [round(t, 4) for t in times[name]],
             "speedup_vs_reference": round(ref_time / wall, 3), "rtf": round(wall / audio_s, 4),
             "max_rel_error": err, "gflop": round(flops / 1e9, 2), "gflops_per_s": round(flops / 1e9 / wall, 1),
-            "percent_of_peak": round(100 * flops / 1e9 / wall / peak, 1), "setup_seconds": round(setup[name], 2),
+            "percent_of_peak": round(100 * flops / 1e9 / wall / peaks["bf16" if name.startswith("bf16") else "fp32"], 1),
+            "setup_seconds": round(setup[name], 2),
             "threads": torch.get_num_threads(), "torch": torch.__version__, "load_average": load_average(),
         })
     return rows
@@ -195,11 +207,15 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     peak, how = machine_peak_gflops(torch.get_num_threads())
+    peaks = {"fp32": peak}
+    if any(c.startswith("bf16") for c in args.candidates):
+        peaks["bf16"], bf16_how = machine_peak_gflops(torch.get_num_threads(), torch.bfloat16)
+        how += f"; {bf16_how.split(': ', 1)[1]} (the peak of the bf16 rows)"
     start_load = load_average()
     print(f"peak: {how}; torch {torch.__version__}; load average {start_load}")
     rows: list[dict] = []
     for variant in [v.strip() for v in args.variants.split(",")]:
-        rows += bench_variant(variant, args, peak)
+        rows += bench_variant(variant, args, peaks)
         head = (f"{'variant':7} {'candidate':9} {'wall s':>7} {'RTF':>6} {'x ref':>6} {'rel err':>9} "
                 f"{'GFLOP/s':>8} {'% peak':>6} {'setup s':>7}")
         print(f"\n{variant}: {rows[-1]['weights']}, {rows[-1]['audio_seconds']} s of real speech, "

@@ -252,4 +252,4 @@ def test_pool_workers_never_fork_the_caller() -> None:
     import when the caller had threads of its own (a test session's TensorBoard writer did exactly that)."""
     from vocoder_cli.metrics.runner import _pool_context
 
-    assert _pool_context().get_start_method() in {"forkserver", "spawn"}
+    assert _pool_context([]).get_start_method() in {"forkserver", "spawn"}

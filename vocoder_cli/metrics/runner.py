@@ -270,23 +270,19 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
-def _pool_context() -> multiprocessing.context.BaseContext:
+def _pool_context(metrics: Sequence[Metric]) -> multiprocessing.context.BaseContext:
     """Workers fork from a clean server process (forkserver), never from the caller: forking a process
     that runs threads of its own (a notebook, a training loop's log writer, torch's OpenMP pool) can
-    deadlock the child on a lock some other thread held. The server imports the metric libraries once,
-    so each worker starts in milliseconds; spawn where forkserver does not exist (macOS, Windows)."""
+    deadlock the child on a lock some other thread held. The server imports the libraries of ``metrics``
+    once (pyworld aside: load_pyworld checks its import), so each worker starts in milliseconds; an
+    ImportError there is ignored and the worker reports the missing library. Spawn where forkserver
+    does not exist (macOS, Windows)."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(_POOL_PRELOAD)
+    modules = {module for metric in metrics for module in metric.modules if module != "pyworld"}
+    context.set_forkserver_preload(sorted({"numpy", "threadpoolctl", __name__} | modules))
     return context
-
-
-# Imported once by the forkserver (an ImportError there is ignored: the worker reports the missing library).
-# pyworld stays out: its import is checked on its own (load_pyworld).
-_POOL_PRELOAD = sorted({"numpy", "threadpoolctl", __name__} | {
-    module for metric in METRICS.values() if not metric.neural for module in metric.modules if module != "pyworld"
-})
 
 
 def score_cpu(
@@ -307,7 +303,7 @@ def score_cpu(
                 on_done(results[-1])
         return results
     by_id: dict[str, FileResult] = {}
-    pool = ProcessPoolExecutor(min(workers, len(pairs)), mp_context=_pool_context(), initializer=_limit_threads)
+    pool = ProcessPoolExecutor(min(workers, len(pairs)), mp_context=_pool_context(per_file), initializer=_limit_threads)
     try:
         futures = {pool.submit(score_file, pair, per_file, hop_seconds): pair.id for pair in pairs}
         for future in as_completed(futures):
@@ -330,7 +326,7 @@ def score_cpu(
 
 def _score_isolated(pair: Pair, metrics: Sequence[Metric], hop_seconds: float) -> FileResult:
     """One file in a process of its own, so a crash in native code costs only that file's row."""
-    with ProcessPoolExecutor(1, mp_context=_pool_context(), initializer=_limit_threads) as pool:
+    with ProcessPoolExecutor(1, mp_context=_pool_context(metrics), initializer=_limit_threads) as pool:
         try:
             return pool.submit(score_file, pair, metrics, hop_seconds).result()
         except BrokenProcessPool:
