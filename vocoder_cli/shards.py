@@ -136,3 +136,60 @@ def file_size(path: str) -> float:
         return float(os.path.getsize(path))
     except OSError:
         return 0.0
+
+
+def describe(shard: Shard, taken: int, total: int, what: str, amount: str | None = None) -> str:
+    """The one line a sharded run prints first: which shard, how much of the list, where the rule came from.
+    ``what``: the items' plural noun (``files``); ``amount``: their size in words (``312.4 s of audio``)."""
+    size = f", {amount}" if amount else ""
+    rest = "" if taken else ": nothing to do"
+    return f"{shard}: {taken} of {total} {what}{size}{rest} (from {shard.source})"
+
+
+def audio_seconds(paths: Sequence[str]) -> float:
+    """Seconds of audio in ``paths`` from their headers (a file whose header cannot be read counts 0)."""
+    import soundfile as sf
+
+    total = 0.0
+    for path in paths:
+        try:
+            info = sf.info(path)
+        except (RuntimeError, OSError, ValueError, TypeError):  # LibsndfileError is a RuntimeError
+            continue
+        if info.samplerate > 0 and info.frames > 0:
+            total += info.frames / info.samplerate
+    return total
+
+
+def device_for(device: str, shard: Shard) -> str:
+    """The device of this process: under torchrun on a GPU node, rank ``LOCAL_RANK`` takes ``cuda:LOCAL_RANK``
+    (a plain ``cuda`` or ``auto``-resolved ``cuda``); an explicit ``cuda:I`` is kept."""
+    if device == "cuda" and shard.local_rank is not None:
+        return f"cuda:{shard.local_rank}"
+    return device
+
+
+def multi_gpu_note(device: str, shard: Shard, gpu_count: int, command: str) -> str | None:
+    """What to say when ``--device cuda`` runs alone on a machine with several GPUs (one of them works, the
+    others idle): how to use them all. None under a launcher, on one GPU, or on the CPU."""
+    if not device.startswith("cuda") or gpu_count < 2 or shard.local_rank is not None or shard.sharded:
+        return None
+    return (f"{gpu_count} GPUs here and this process uses one; to use them all: torchrun --nproc_per_node "
+            f"{gpu_count} --no-python vocoder {command} ... (each rank takes its shard of the list and "
+            "cuda:LOCAL_RANK)")
+
+
+def failures_path(folder: str | os.PathLike[str], shard: Shard) -> str:
+    """Where a sharded run lists its failures: a hidden TSV in the output folder, one per shard, so shards
+    never write the same file: ``OUT/.vocoder-failures-shard-K-of-N.tsv``."""
+    return os.path.join(folder, f".vocoder-failures-shard-{shard.index}-of-{shard.count}.tsv")
+
+
+def failures_tsv(rows: Sequence[tuple[str, str, str]]) -> bytes:
+    """``outcome<TAB>input<TAB>reason`` lines under a header (tabs and newlines inside a field become
+    spaces, so each row stays one line)."""
+    def clean(text: str) -> str:
+        return text.replace("\t", " ").replace("\r", " ").replace("\n", " ")
+
+    lines = ["outcome\tinput\treason"] + ["\t".join(clean(f) for f in row) for row in rows]
+    return ("\n".join(lines) + "\n").encode("utf-8", "surrogateescape")

@@ -27,6 +27,7 @@ from vocoder_cli.cli.common import (
     user_errors,
 )
 from vocoder_cli.cli.display import say
+from vocoder_cli.cli.sharding import shard_device, shard_option, take_my_shard, write_failures
 from vocoder_cli.cli.stdio import (
     read_stdin,
     read_stdin_lines,
@@ -37,6 +38,7 @@ from vocoder_cli.cli.stdio import (
 from vocoder_cli.cli.summary import outcome_parts, row, timing
 from vocoder_cli.errors import AudioError
 from vocoder_cli.outputs import OutputPolicy
+from vocoder_cli.shards import audio_seconds, file_size
 from vocoder_cli.synthesis.engine import EngineOptions, Synthesizer
 from vocoder_cli.synthesis.resynthesis import (
     STDIO,
@@ -93,6 +95,7 @@ def resynth(
         min=0.0,
         help="With --stream: future context; default the exact bound (148 ms V1/V2, 117 ms V3 at 22.05 kHz).",
     ),
+    shard: Optional[str] = shard_option(),
 ) -> None:
     """Vocode audio through the mel frontend and a vocoder, e.g. `vocoder resynth in/ out/`.
 
@@ -124,6 +127,12 @@ def resynth(
     with user_errors():
         policy = OutputPolicy.from_flags(overwrite, skip_existing)
         jobs = plan_jobs(inputs, output, from_mels=from_mels, policy=policy)
+        jobs, this_shard = take_my_shard(
+            shard, jobs, key=lambda job: job.target, size=lambda job: file_size(job.source), what="files",
+            amount=None if from_mels else lambda mine: f"{audio_seconds([j.source for j in mine]):.1f} s of audio",
+            quiet=quiet,
+        )  # fmt: skip
+        device = shard_device(device, this_shard, "resynth", quiet)
         backend = engine_backend(backend, precision, device, quiet, streaming=stream)  # checked before any export
         vocoder = load_vocoder(weights, device, offline=offline or None, notify=notifier(quiet), backend=backend)
         options = EngineOptions(batch_size=batch_size, chunk_frames=chunk_frames, precision=precision)
@@ -154,6 +163,9 @@ def resynth(
     if payload is not None:
         write_stdout(payload)
     _render(report, vocoder.name, f"{device} ({vocoder.backend})", quiet)
+    if jobs[0].target != output:  # a folder of outputs: a sharded run lists its failures there
+        write_failures(output, this_shard, [*(("refused", f.source, f.reason) for f in report.refused),
+                                            *(("failed", f.source, f.reason) for f in report.failures)])
     if report.failures or report.refused:
         raise typer.Exit(EXIT_PARTIAL_FAILURE)
 

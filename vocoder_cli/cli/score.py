@@ -27,6 +27,7 @@ from vocoder_cli.cli.common import (
     user_errors,
 )
 from vocoder_cli.cli.display import cell, say
+from vocoder_cli.cli.sharding import shard_device, shard_option, take_my_shard
 from vocoder_cli.cli.stdio import read_stdin_lines, require_stdout, write_stdout
 from vocoder_cli.cli.tables import fit
 from vocoder_cli.metrics import (
@@ -46,7 +47,9 @@ from vocoder_cli.metrics.registry import (
     usable_metrics,
 )
 from vocoder_cli.metrics.report import RENDERERS, summary_rows
+from vocoder_cli.metrics.rows import merge_rows, rows_jsonl
 from vocoder_cli.metrics.runner import default_workers
+from vocoder_cli.shards import file_size
 
 MAX_LISTED_FAILURES = 20
 
@@ -111,19 +114,20 @@ def _unaligned(chosen: list[Metric], spec: str) -> list[Metric]:
     return kept
 
 
-def _check_output(output: Optional[Path], overwrite: bool) -> None:
-    """``-o FILE``: never a folder, and an existing file only with --overwrite (checked before any work)."""
+def _check_output(output: Optional[Path], overwrite: bool, option: str = "-o") -> None:
+    """``-o FILE`` (or ``--rows FILE``): never a folder, and an existing file only with --overwrite (checked
+    before any work)."""
     if output is None:
         return
     if output.is_dir():
-        raise fail(f"-o {output}: is a folder; give a file name")
+        raise fail(f"{option} {output}: is a folder; give a file name")
     if output.exists() and not overwrite:
-        raise fail(f"-o {output}: exists; pass --overwrite to replace it")
+        raise fail(f"{option} {output}: exists; pass --overwrite to replace it")
     folder = output.absolute().parent
     while not folder.exists():  # the first folder that exists must be a writable folder
         folder = folder.parent
     if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        raise fail(f"-o {output}: cannot write into {folder} ({'not a folder' if not folder.is_dir() else 'permission denied'})")
+        raise fail(f"{option} {output}: cannot write into {folder} ({'not a folder' if not folder.is_dir() else 'permission denied'})")
 
 
 def _fmt(value: object, digits: int = 3) -> str:
@@ -203,20 +207,38 @@ def score(
         "(-m all keeps those and says which it left out).",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    shard: Optional[str] = shard_option(),
+    rows: Optional[Path] = typer.Option(
+        None, "--rows", help="Also write every file's scores here (JSON lines) for a later --merge.",
+    ),
+    merge: bool = typer.Option(
+        False, "--merge", help="The arguments are --rows files of every shard: print the summary of them all, "
+        "as one unsharded run would.",
+    ),
 ) -> None:
     """Score generated audio against references (PESQ, STOI, ...) or on its own (DNSMOS, WV-MOS, NISQA)."""
     _check_output(output, overwrite)
+    _check_output(rows, overwrite, "--rows")
     if output is None:
         require_stdout()  # a closed stdout is refused before any work
+    if merge:
+        _merge(list(paths or []), output_format, per_file, output, pairs_file, metrics, rows, shard)
+        return
     with user_errors():
         pairs, have_ref = _pairs(list(paths or []), pairs_file)
+        numbered, this_shard = take_my_shard(
+            shard, list(enumerate(pairs)), key=lambda item: f"{item[1].id}\t{item[0]:012d}",
+            size=lambda item: sum(file_size(str(p)) for p in (item[1].gen, item[1].ref) if p is not None),
+            what="pairs", amount=lambda mine: f"{audio_seconds([p for _, p in mine]):.1f} s of audio", quiet=quiet,
+        )  # fmt: skip
+        total, pairs = len(pairs), [pair for _, pair in numbered]
         spec = metrics or ("dnsmos" if not have_ref else "mcd" if unaligned else "pesq,stoi,estoi")
         chosen = _choose_metrics(spec, have_ref, wvmos_ckpt, unaligned)
         if not chosen:
             raise fail("no usable metric (see the warnings above)")
         chosen = apply_rates(chosen, rate)
         neural = any(m.neural for m in chosen)
-        dev = resolve_device(device) if neural else "cpu"
+        dev = shard_device(resolve_device(device), this_shard, "score", quiet) if neural else "cpu"
         seconds = audio_seconds(pairs)
         note = long_work_note([(m, seconds) for m in chosen], workers or default_workers(), dev)
         if note and not quiet:
@@ -230,6 +252,43 @@ def score(
                 notify=lambda line: say(err_console, line),
                 on_done=lambda _: progress.advance(task),
             )
+    if rows is not None:
+        _write(rows, rows_jsonl(run, [i for i, _ in numbered], total, f"{this_shard.index}/{this_shard.count}"),
+               "--rows")
+    _emit(run, output_format, per_file, output)
+
+
+def _merge(
+    paths: list[Path], output_format: OutputFormat, per_file: bool, output: Optional[Path],
+    pairs_file: Optional[str], metrics: Optional[str], rows: Optional[Path], shard: Optional[str],
+) -> None:
+    """``--merge ROWS...``: the summary of every shard's rows, exactly as one unsharded run gives it."""
+    given = [name for name, value in (("--pairs", pairs_file), ("--metrics", metrics), ("--rows", rows),
+                                      ("--shard", shard)) if value is not None]
+    if given:
+        raise fail(f"--merge reads scores already computed: {', '.join(given)} do not apply")
+    if not paths:
+        raise fail("give the rows files to merge: vocoder score --merge rows-*.jsonl")
+    texts = []
+    for path in paths:
+        try:
+            texts.append((str(path), path.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise fail(f"{path}: cannot read the rows file ({getattr(exc, 'strerror', None) or exc})") from None
+    with user_errors():
+        run = merge_rows(texts)
+    _emit(run, output_format, per_file, output)
+
+
+def _write(path: Path, text: str, option: str) -> None:
+    try:
+        atomic_write_bytes(path, text.encode("utf-8"))
+    except OSError as exc:
+        raise fail(f"{option} {path}: cannot write ({exc.strerror or exc})", EXIT_PARTIAL_FAILURE) from None
+
+
+def _emit(run: ScoreRun, output_format: OutputFormat, per_file: bool, output: Optional[Path]) -> None:
+    """The result as asked (table, csv, jsonl, json; stdout or ``-o``), then warnings and failures."""
     if output_format is OutputFormat.table:
         text = None
     else:
@@ -241,10 +300,7 @@ def score(
                 buf.print(fit(files_table(run), buf))
             buf.print(fit(summary_table(run), buf))
             text = buf.export_text()
-        try:
-            atomic_write_bytes(output, text.encode("utf-8"))
-        except OSError as exc:
-            raise fail(f"-o {output}: cannot write ({exc.strerror or exc})", EXIT_PARTIAL_FAILURE) from None
+        _write(output, text, "-o")
         err_console.print(fit(summary_table(run), err_console))
         say(err_console, "wrote ", str(output))
     elif text is None:

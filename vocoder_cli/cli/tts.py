@@ -30,6 +30,7 @@ from vocoder_cli.cli.common import (
     user_errors,
 )
 from vocoder_cli.cli.display import cell, line, say
+from vocoder_cli.cli.sharding import shard_device, shard_option, take_my_shard, write_failures
 from vocoder_cli.cli.stdio import read_stdin, require_stdout, write_stdout
 from vocoder_cli.cli.summary import outcome_parts, row, timing
 from vocoder_cli.errors import TextError, VocoderError
@@ -139,6 +140,7 @@ def tts(
     quiet: bool = typer.Option(
         False, "--quiet", "-q", help="No progress bar, notes or summary (failures still print)."
     ),
+    shard: Optional[str] = shard_option(),
 ) -> None:
     """Speak text: `vocoder tts "Some text." -o out.wav`, or `vocoder tts --dir D OUT/`.
 
@@ -168,6 +170,11 @@ def tts(
         jobs = plan_jobs(
             items, out, batch=batch, save_mels=save_mels, policy=policy, input_dirs=[directory] if directory else []
         )
+        jobs, this_shard = take_my_shard(
+            shard, jobs, key=lambda job: job.target, size=lambda job: len(job.item.text or ""), what="texts",
+            amount=lambda mine: f"{sum(len(j.item.text or '') for j in mine)} characters", quiet=quiet,
+        )  # fmt: skip
+        device = shard_device(device, this_shard, "tts", quiet)
         backend = engine_backend(backend, precision, device, quiet)
         vocoder = load_vocoder(weights, device, offline=offline or None, notify=notifier(quiet), backend=backend)
         with download_bar(quiet) as bar:
@@ -205,6 +212,9 @@ def tts(
     if payload is not None:
         write_stdout(payload)
     _render(report, model.name, vocoder.name, device, quiet)
+    if batch:  # a folder of outputs: a sharded run lists its failures there
+        write_failures(out, this_shard, [*(("refused", p.id, p.reason) for p in report.refused),
+                                         *(("failed", p.id, p.reason) for p in report.failures)])
     if report.failures or report.refused:
         raise typer.Exit(EXIT_PARTIAL_FAILURE)
 
