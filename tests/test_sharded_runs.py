@@ -184,8 +184,9 @@ def test_a_killed_shard_resumes_to_identical_outputs(tmp_path: Path, weights: Pa
 
 def test_devices_under_a_launcher_and_the_idle_gpus_note() -> None:
     torchrun = Shard(2, 4, "torchrun", local_rank=1)
-    assert device_for("cuda", torchrun) == "cuda:1" and device_for("cpu", torchrun) == "cpu"
-    assert device_for("cuda:3", torchrun) == "cuda:3" and device_for("cuda", Shard()) == "cuda"
+    assert device_for("cuda", torchrun, 8) == "cuda:1" and device_for("cpu", torchrun, 8) == "cpu"
+    assert device_for("cuda:3", torchrun, 8) == "cuda:3" and device_for("cuda", Shard(), 8) == "cuda"
+    assert device_for("cuda", torchrun, 1) == "cuda"  # one GPU visible per task: that one
     note = multi_gpu_note("cuda", Shard(), 8, "resynth")
     assert note is not None and "torchrun --nproc_per_node 8 --no-python vocoder resynth" in note
     assert multi_gpu_note("cuda", Shard(), 1, "resynth") is None

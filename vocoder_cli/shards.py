@@ -161,10 +161,12 @@ def audio_seconds(paths: Sequence[str]) -> float:
     return total
 
 
-def device_for(device: str, shard: Shard) -> str:
-    """The device of this process: under torchrun on a GPU node, rank ``LOCAL_RANK`` takes ``cuda:LOCAL_RANK``
-    (a plain ``cuda`` or ``auto``-resolved ``cuda``); an explicit ``cuda:I`` is kept."""
-    if device == "cuda" and shard.local_rank is not None:
+def device_for(device: str, shard: Shard, gpu_count: int) -> str:
+    """The device of this process: under a launcher on a GPU node, rank ``LOCAL_RANK`` takes
+    ``cuda:LOCAL_RANK`` (for a plain or ``auto``-resolved ``cuda``). When the launcher already gave each
+    process its own GPU (SLURM ``--gpus-per-task``: ``gpu_count`` visible GPUs, fewer than the local rank
+    needs), the one visible is used. An explicit ``cuda:I`` is kept."""
+    if device == "cuda" and shard.local_rank is not None and shard.local_rank < gpu_count:
         return f"cuda:{shard.local_rank}"
     return device
 

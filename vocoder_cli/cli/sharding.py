@@ -77,13 +77,15 @@ def take_my_shard(
 def shard_device(device: str, shard: Shard, command: str, quiet: bool = False) -> str:
     """The device for this process (``cuda:LOCAL_RANK`` under torchrun); alone on a machine with several
     GPUs, a note says how to use them all."""
-    device = device_for(device, shard)
-    if device.startswith("cuda") and not quiet:
-        import torch
+    if not device.startswith("cuda"):
+        return device
+    import torch
 
-        note = multi_gpu_note(device, shard, torch.cuda.device_count(), command)
-        if note:
-            say(err_console, ("note:", "yellow"), " ", note)
+    gpus = torch.cuda.device_count()
+    device = device_for(device, shard, gpus)
+    note = multi_gpu_note(device, shard, gpus, command)
+    if note and not quiet:
+        say(err_console, ("note:", "yellow"), " ", note)
     return device
 
 
