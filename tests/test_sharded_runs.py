@@ -101,6 +101,7 @@ def test_shards_from_slurm_variables_add_up_to_the_unsharded_run(
     assert total == 7 and tree(out) == unsharded
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_on_cpu(tmp_path: Path, corpus: Path, weights: Path, unsharded: dict[str, bytes]) -> None:
     out = tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if k not in LAUNCHER_VARS}
@@ -157,6 +158,7 @@ def test_failures_are_listed_in_the_shards_own_file(tmp_path: Path, weights: Pat
     assert (out / "good.wav").is_file()
 
 
+@pytest.mark.slow
 def test_a_killed_shard_resumes_to_identical_outputs(tmp_path: Path, weights: Path) -> None:
     src = tmp_path / "in"
     for i in range(24):

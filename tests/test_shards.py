@@ -8,6 +8,8 @@ from vocoder_cli.errors import ConfigError
 from vocoder_cli.shards import (
     Shard,
     assign,
+    describe,
+    failures_tsv,
     launcher_shard,
     parse_shard,
     resolve_shard,
@@ -78,3 +80,13 @@ def test_option_wins_alone_and_must_agree_with_a_launcher() -> None:
     with pytest.raises(ConfigError, match="disagrees with the launcher"):
         resolve_shard("1/2", launched)
     assert resolve_shard("1/3", {"RANK": "0", "WORLD_SIZE": "1"}).count == 3  # a world of one is no launcher
+
+
+def test_the_shard_line_and_the_failures_list() -> None:
+    shard = Shard(2, 8, "torchrun (RANK=1, WORLD_SIZE=8)")
+    assert describe(shard, 1734, 13100, "files", "2999.6 s of audio") == (
+        "shard 2/8: 1734 of 13100 files, 2999.6 s of audio (from torchrun (RANK=1, WORLD_SIZE=8))")
+    assert describe(Shard(3, 3, "--shard"), 0, 2, "files") == "shard 3/3: 0 of 2 files: nothing to do (from --shard)"
+    text = failures_tsv([("failed", "a\tb.wav", "line one\nline two"), ("refused", "c.wav", "exists")])
+    assert text.decode().splitlines() == ["outcome\tinput\treason", "failed\ta b.wav\tline one line two",
+                                          "refused\tc.wav\texists"]
