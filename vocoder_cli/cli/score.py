@@ -17,34 +17,21 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from vocoder_cli.api.score import ScorePlan
+from vocoder_cli.api.score import score as score_files
 from vocoder_cli.audio import atomic_write_bytes
 from vocoder_cli.cli.common import (
     EXIT_PARTIAL_FAILURE,
     err_console,
     fail,
     progress_bar,
-    resolve_device,
     user_errors,
 )
 from vocoder_cli.cli.display import cell, say
 from vocoder_cli.cli.stdio import read_stdin_lines, require_stdout, write_stdout
 from vocoder_cli.cli.tables import fit
-from vocoder_cli.metrics import (
-    Metric,
-    Pair,
-    ScoreRun,
-    pair_paths,
-    parse_metrics,
-    parse_pairs,
-    score_pairs,
-)
+from vocoder_cli.metrics import Pair, ScoreRun, pair_paths, parse_pairs
 from vocoder_cli.metrics.estimate import audio_seconds, long_work_note
-from vocoder_cli.metrics.registry import (
-    UNALIGNED_REASON,
-    apply_rates,
-    for_unaligned_pairs,
-    usable_metrics,
-)
 from vocoder_cli.metrics.report import RENDERERS, summary_rows
 from vocoder_cli.metrics.runner import default_workers
 
@@ -79,36 +66,14 @@ def _pairs(paths: list[Path], pairs_file: Optional[str]) -> tuple[list[Pair], bo
     raise fail("expected REF GEN, GEN alone (reference-free metrics) or --pairs FILE")
 
 
-def _is_all(spec: str) -> bool:
-    return "all" in [n.strip().lower() for n in spec.split(",")]
-
-
-def _choose_metrics(spec: str, have_ref: bool, wvmos_ckpt: Optional[str], unaligned: bool) -> list[Metric]:
-    """Explicit names must all be usable; ``all`` keeps what this install and these inputs allow (with
-    ``--unaligned``: what applies to unaligned pairs, decided before any weights are looked for)."""
-    metrics = parse_metrics(spec)
-    if unaligned:
-        metrics = _unaligned(metrics, spec)
-    if not _is_all(spec):
-        paired = [m.name for m in metrics if m.paired]
-        if paired and not have_ref:
-            raise fail(f"{', '.join(paired)} need references: vocoder score REF GEN (or --pairs with ref<TAB>gen)")
-        return metrics
-    usable, notes = usable_metrics(metrics, have_ref, wvmos_ckpt, notify=lambda line: say(err_console, line))
-    for note in notes:
-        name, _, reason = note.partition(": ")
-        say(err_console, (f"{name}:", "yellow"), " ", reason)
-    return usable
-
-
-def _unaligned(chosen: list[Metric], spec: str) -> list[Metric]:
-    """``--unaligned``: explicit names that need aligned signals are a usage error; ``-m all`` keeps the
-    metrics that apply and says which it left out."""
-    kept, left_out = for_unaligned_pairs(chosen, keep_applicable=_is_all(spec))
-    if left_out:
-        say(err_console, ("--unaligned:", "yellow"), f" left out {', '.join(left_out)} ({UNALIGNED_REASON}); "
-            "kept mcd as MCD after DTW and the reference-free metrics")
-    return kept
+def _note(line: str) -> None:
+    """A note from the core on stderr: what ``-m all`` or ``--unaligned`` left out (its head in yellow),
+    weights fetched on first use."""
+    head, sep, rest = line.partition(": ")
+    if sep and (head.startswith("skipping ") or head == "--unaligned"):
+        say(err_console, (f"{head}:", "yellow"), " ", rest)
+    else:
+        say(err_console, line)
 
 
 def _check_output(output: Optional[Path], overwrite: bool) -> None:
@@ -209,27 +174,26 @@ def score(
     if output is None:
         require_stdout()  # a closed stdout is refused before any work
     with user_errors():
-        pairs, have_ref = _pairs(list(paths or []), pairs_file)
-        spec = metrics or ("dnsmos" if not have_ref else "mcd" if unaligned else "pesq,stoi,estoi")
-        chosen = _choose_metrics(spec, have_ref, wvmos_ckpt, unaligned)
-        if not chosen:
-            raise fail("no usable metric (see the warnings above)")
-        chosen = apply_rates(chosen, rate)
-        neural = any(m.neural for m in chosen)
-        dev = resolve_device(device) if neural else "cpu"
-        seconds = audio_seconds(pairs)
-        note = long_work_note([(m, seconds) for m in chosen], workers or default_workers(), dev)
-        if note and not quiet:
-            say(err_console, ("note:", "yellow"), " ", note)
-        stages = int(any(not m.neural for m in chosen)) + sum(m.neural for m in chosen)  # one pass per neural metric
+        given = list(paths or [])
+        pairs, _ = _pairs(given, pairs_file)
+        # REF GEN: references were given even where a file has none (the default metrics follow that)
+        inputs = {"pairs": pairs} if pairs_file is not None else {"ref": given[-2] if len(given) == 2 else None,
+                                                                  "gen": given[-1]}
         with progress_bar(quiet) as progress:
-            task = progress.add_task("scoring", total=len(pairs) * stages)
-            run = score_pairs(
-                pairs, chosen, workers=workers, device=dev,
-                wvmos_checkpoint=wvmos_ckpt, batch_size=batch_size,
-                notify=lambda line: say(err_console, line),
+            task = progress.add_task("scoring", total=None)
+
+            def planned(plan: ScorePlan) -> None:
+                seconds = audio_seconds(plan.pairs)
+                note = long_work_note([(m, seconds) for m in plan.metrics], workers or default_workers(), plan.device)
+                if note and not quiet:
+                    say(err_console, ("note:", "yellow"), " ", note)
+                progress.update(task, total=plan.steps)
+
+            run = score_files(
+                **inputs, metrics=metrics, unaligned=unaligned, rate=rate, workers=workers, device=device,
+                batch_size=batch_size, wvmos_checkpoint=wvmos_ckpt, notify=_note, on_plan=planned,
                 on_done=lambda _: progress.advance(task),
-            )
+            )  # fmt: skip
     if output_format is OutputFormat.table:
         text = None
     else:
