@@ -41,8 +41,10 @@ class TtsResult(TtsReport):
         return not self.failures and not self.refused
 
 
-def _items(text: str | Mapping[str, str] | Sequence[TextItem]) -> tuple[list[TextItem], bool]:
+def _items(text: str | Mapping[str, str] | Sequence[TextItem], batch: bool | None) -> tuple[list[TextItem], bool]:
     """The items to speak and whether they form a batch (a folder of outputs)."""
+    if batch is not None and not isinstance(text, (str, Mapping)):
+        return list(text), batch
     if isinstance(text, str):
         return [TextItem(SINGLE_ID, text, "<argument>")], False
     if isinstance(text, Mapping):
@@ -75,6 +77,7 @@ def speak(
     notify: Notify | None = log_notice,
     download_progress: Callable[[int, int | None], None] | None = None,
     input_dirs: Sequence[str | Path] = (),
+    batch: bool | None = None,
     on_ready: Callable[[Vocoder, MelBridge], None] | None = None,
     on_progress: Callable[[float, int], None] | None = None,
 ) -> TtsResult:
@@ -90,13 +93,15 @@ def speak(
     model's limit; ``strict`` refuses texts with characters the model cannot read. ``out_sr`` (Hz),
     ``float_output``, ``skip_existing``, ``overwrite``: as :func:`~vocoder_cli.api.resynth.resynthesize`.
 
+    ``text`` may also be :class:`~vocoder_cli.tts.texts.TextItem` objects with ``batch`` saying whether
+    ``output`` is a folder; ``input_dirs``: folders the texts came from (``output`` must not overlap them).
     ``on_ready(vocoder, bridge)`` is called once both models are loaded, before any text is spoken
     (``bridge.explanation`` says how the acoustic model's mels are adapted, when they are);
     ``on_progress(done, total)`` follows the items. Raises for usage problems before anything is written;
     per-item problems are rows of the result (``result.ok`` is False when there are any)."""
     if too_long not in ("split", "refuse"):
         raise ConfigError(f"too_long must be split or refuse, not {too_long!r}")
-    items, batch = _items(text)
+    items, batch = _items(text, batch)
     options = dict(acoustic_options or {})
     check_acoustic_options(acoustic, options)
     policy = OutputPolicy.from_flags(overwrite, skip_existing)
