@@ -9,6 +9,7 @@ The public Python API (``import vocoder_cli as vc``; docs/api.md has examples an
     vc.speak(text or {id: text}, output, ...) -> vc.TtsResult      (`vocoder tts`)
     vc.score(ref, gen, metrics=...) -> vc.ScoreRun                 (`vocoder score`)
     vc.build_report(out_dir, sets, ...) -> vc.ReportResult         (`vocoder report`)
+    vc.load_audio(path, rate) -> [T];  vc.save_audio(path, audio, rate);  vc.demo_folder()
     vc.VocoderError and its subclasses: the errors a user can act on
 
 Names load on first use, so ``import vocoder_cli`` stays cheap. The core never prints and never exits:
@@ -38,6 +39,9 @@ _LAZY: dict[str, str] = {
     "Pair": "vocoder_cli.metrics.pairing",
     "build_report": "vocoder_cli.api.report",
     "ReportResult": "vocoder_cli.report.results",
+    "load_audio": "vocoder_cli.api.files",
+    "save_audio": "vocoder_cli.api.files",
+    "demo_folder": "vocoder_cli.api.files",
     "MelConfig": "vocoder_cli.mel",
     "VocoderError": "vocoder_cli.errors",
     "ConfigError": "vocoder_cli.errors",
@@ -52,7 +56,8 @@ _LAZY: dict[str, str] = {
 __all__ = [
     "AudioError", "ConfigError", "DownloadError", "FileResult", "MelConfig", "MelMismatchError", "MissingExtraError",
     "Pair", "ReportResult", "ResynthResult", "ScorePlan", "ScoreRun", "TextError", "TtsResult", "Vocoder",
-    "VocoderError", "WeightsError", "__version__", "build_report", "load", "resynthesize", "score", "speak",
+    "VocoderError", "WeightsError", "__version__", "build_report", "demo_folder", "load", "load_audio", "resynthesize", "save_audio", "score",
+    "speak",
 ]
 
 
@@ -71,6 +76,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # static type checkers and IDEs see the real definitions
+    from vocoder_cli.api.files import demo_folder, load_audio, save_audio
     from vocoder_cli.api.report import build_report
     from vocoder_cli.api.resynth import ResynthResult, resynthesize
     from vocoder_cli.api.score import ScorePlan, score

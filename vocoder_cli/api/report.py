@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from vocoder_cli.api.devices import pick_device
+from vocoder_cli.errors import ConfigError
+from vocoder_cli.metrics.base import Metric
 from vocoder_cli.metrics.registry import apply_rates
 from vocoder_cli.report import ReportOptions, choose_metrics, expand_groups, parse_set
 from vocoder_cli.report import build_report as _build
@@ -14,6 +17,17 @@ from vocoder_cli.report.results import DEFAULT_TOP, ReportResult
 from vocoder_cli.report.sets import Group, SetSpec
 
 SetSource = str | Path | tuple[str | Path | None, str | Path | None]
+
+
+@dataclass(frozen=True)
+class ReportPlan:
+    """What a report will do, known before any audio is read: its row groups, the metrics of the sets with
+    references and of the reference-free sets, and the device."""
+
+    groups: list[Group]
+    metrics: list[Metric]
+    free_metrics: list[Metric]
+    device: str
 
 
 def _spec(name: str, source: SetSource) -> SetSpec:
@@ -59,6 +73,7 @@ def build_report(
     command: str | None = None,
     notify: Callable[[str], None] | None = None,
     progress: ProgressSink | None = None,
+    on_plan: Callable[[ReportPlan], None] | None = None,
 ) -> ReportResult:
     """Write ``out_dir/index.html`` (opens from disk): summary tables, distributions, worst/best files,
     waveform and mel figures, audio players; plus summary.json/csv and per-set scores.
@@ -73,7 +88,9 @@ def build_report(
     Returns the :class:`~vocoder_cli.report.results.ReportResult` (``index``, ``groups`` with their
     ``run`` and ``summary()``, ``problems``). Missing sets and unreadable files are problems listed on the
     page, not exceptions; a previous report in ``out_dir`` is replaced as a whole, any other non-empty
-    folder refused (ConfigError)."""
+    folder refused (ConfigError). ``notify`` hears one-line notes (metrics skipped, weights fetched);
+    ``progress`` gets ``stage(description, total)`` and ``advance()``; ``on_plan`` the :class:`ReportPlan`
+    before any scoring."""
     weight_list = [str(w) for w in weights]
     groups = plan_report(out_dir, sets, weight_list)
     spec = metrics if metrics is None or isinstance(metrics, str) else ",".join(metrics)
@@ -87,13 +104,14 @@ def build_report(
             notify(note)
     keys = list(dict.fromkeys(k for m in [*chosen, *free] for k in m.keys))
     if rank_by is not None and rank_by not in keys:
-        from vocoder_cli.errors import ConfigError
-
-        raise ConfigError(f"rank_by {rank_by}: not among the metric keys ({', '.join(keys) or 'none'})")
+        raise ConfigError(f"--rank-by {rank_by}: not among the metric keys ({', '.join(keys) or 'none'})")
     needs_device = bool(weight_list) or any(m.neural for m in [*chosen, *free])
+    dev = pick_device(device) if needs_device else "cpu"
+    if on_plan is not None:
+        on_plan(ReportPlan(groups, chosen, free, dev))
     options = ReportOptions(
         metrics=chosen, free_metrics=free, weights=weight_list, rank_by=rank_by, examples=examples, top=top,
-        workers=workers, device=pick_device(device) if needs_device else "cpu", offline=offline,
+        workers=workers, device=dev, offline=offline,
         wvmos_checkpoint=wvmos_checkpoint, batch_size=batch_size, notes=notes, command=command,
     )  # fmt: skip
     return _build(Path(out_dir), groups, options, progress=progress, notify=notify)
