@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vocoder_cli.api.devices import pick_device
+from vocoder_cli.api.notes import Notify, log_notice
 from vocoder_cli.errors import ConfigError
 from vocoder_cli.metrics.base import Metric
 from vocoder_cli.metrics.registry import apply_rates
@@ -71,7 +72,7 @@ def build_report(
     wvmos_checkpoint: str | None = None,
     offline: bool | None = None,
     command: str | None = None,
-    notify: Callable[[str], None] | None = None,
+    notify: Notify | None = log_notice,
     progress: ProgressSink | None = None,
     on_plan: Callable[[ReportPlan], None] | None = None,
 ) -> ReportResult:

@@ -11,7 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from vocoder_cli.api.vocoder import Notify, Vocoder, load, log_notice
+from vocoder_cli.api.notes import Notify, log_notice
+from vocoder_cli.api.vocoder import Vocoder, load
 from vocoder_cli.audio import output_problem
 from vocoder_cli.errors import AudioError
 from vocoder_cli.outputs import OutputPolicy

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vocoder_cli.api.devices import pick_device
+from vocoder_cli.api.notes import Notify, log_notice
 from vocoder_cli.errors import ConfigError
 from vocoder_cli.metrics import FileResult, Metric, Pair, ScoreRun, pair_paths, parse_metrics, score_pairs
 from vocoder_cli.metrics.registry import UNALIGNED_REASON, apply_rates, for_unaligned_pairs, usable_metrics
@@ -96,7 +97,7 @@ def score(
     device: str = "auto",
     batch_size: int = 8,
     wvmos_checkpoint: PathLike | None = None,
-    notify: Callable[[str], None] | None = None,
+    notify: Notify | None = log_notice,
     on_plan: Callable[[ScorePlan], None] | None = None,
     on_done: Callable[[FileResult], None] | None = None,
 ) -> ScoreRun:
@@ -114,7 +115,8 @@ def score(
     Returns a :class:`~vocoder_cli.metrics.ScoreRun`: ``rows()`` (one dict per file: ``id``, one key per
     metric output, None where it failed, ``error``/``warning`` when any), ``summary()`` (one dict per key:
     mean, std, 95% interval, count, failures, library, sample rate), ``failures``. ``on_plan`` hears the
-    :class:`ScorePlan` before scoring starts, ``on_done`` each file result as it is scored. Raises
+    :class:`ScorePlan` before scoring starts, ``on_done`` each file result as it is scored; ``notify`` one-line
+    notes (metrics ``all`` left out, CREPE weights fetched on first use; default: the ``vocoder_cli`` logger). Raises
     ConfigError (or a MissingExtraError naming the extra to install) before any scoring."""
     if pairs is not None:
         if ref is not None or gen is not None:

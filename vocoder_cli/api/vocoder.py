@@ -7,28 +7,18 @@ into audio of exactly ``frames * hop_length`` samples, ``stream(blocks)`` vocode
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from vocoder_cli.api.devices import pick_device
+from vocoder_cli.api.notes import Notify, log_notice
 from vocoder_cli.errors import AudioError, ConfigError
 from vocoder_cli.mel import MelConfig, check_mel_fits
 from vocoder_cli.synthesis.engine import EngineOptions, Synthesizer
 from vocoder_cli.synthesis.streaming import StreamingResynthesizer, StreamOptions
-
-Notify = Callable[[str], None]
-_log = logging.getLogger("vocoder_cli")
-
-
-def log_notice(message: str) -> None:
-    """The default ``notify``: one-time notes (weights fetched on first use, an ONNX export, the backend
-    timing) as WARNING records of the ``vocoder_cli`` logger, so they reach stderr unless logging is set up
-    otherwise; pass ``notify=lambda line: None`` to silence them."""
-    _log.warning(message)
 
 
 class Vocoder:
@@ -184,7 +174,7 @@ def load(
     ``name_or_path``: a weights name (``vocoder weights list``; None or ``"default"`` is
     hifigan-universal-v1, any speaker), a ``.safetensors`` or exported ``.onnx`` path, or ``"griffin-lim"``
     (no weights). A registered name missing from the cache is fetched on first use, as the CLI does
-    (``notify`` hears one line first); ``offline=True`` (or ``VOCODER_OFFLINE=1``) makes that a WeightsError
+    (``notify`` hears one line first; default: the ``vocoder_cli`` logger); ``offline=True`` (or ``VOCODER_OFFLINE=1``) makes that a WeightsError
     that says what to run instead.
 
     ``device``: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``. ``precision``: ``fp32``; ``bf16`` (CUDA, or a
