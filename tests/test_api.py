@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from helpers import tiny_weights, tone, write
+from helpers import tiny_generator, tiny_weights, tone, write
 
 import vocoder_cli as vc
 
@@ -89,6 +89,26 @@ def test_a_padded_batch_with_lengths_ignores_the_padding(vocoder: vc.Vocoder) ->
     assert float(zeros[0].abs().max()) > 0.01  # real audio, not zeros
     listed = vocoder.vocode([short, long])
     assert torch.allclose(listed[1], zeros[1], atol=1e-5)
+
+
+def test_from_model_vocodes_a_generator_in_memory_as_its_saved_file(weights: Path, vocoder: vc.Vocoder) -> None:
+    mel = torch.full((80, 60), -4.0)
+    mel[:, 10:40] = -1.0
+    saved = vocoder.vocode(mel)
+    generator = tiny_generator()  # the generator tiny_weights saved
+    assert torch.equal(vc.Vocoder.from_model(generator).vocode(mel), saved)
+    generator.apply_weight_norm()  # as during training
+    in_training = vc.Vocoder.from_model(generator, name="step 1000")
+    assert in_training.name == "step 1000" and torch.allclose(in_training.vocode(mel), saved, atol=1e-4)
+
+    class Repeat(torch.nn.Module):  # any module mel [B, n_mels, F] -> audio [B, 1, F * hop]
+        def forward(self, mel: torch.Tensor) -> torch.Tensor:
+            return mel.mean(1, keepdim=True).repeat_interleave(HOP, dim=-1) / 20
+
+    other = vc.Vocoder.from_model(Repeat())
+    assert other.vocode([mel, mel[:, :7]])[1].shape == (7 * HOP,)
+    with pytest.raises(vc.ConfigError, match="upsamples by 256"):
+        vc.Vocoder.from_model(generator, vc.MelConfig(hop_length=128, n_fft=512, win_length=512))
 
 
 def test_vocode_refuses_mels_of_another_recipe(vocoder: vc.Vocoder) -> None:

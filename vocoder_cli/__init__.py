@@ -3,6 +3,7 @@
 The public Python API (``import vocoder_cli as vc``; docs/api.md has examples and the stability rule)::
 
     vc.load(name_or_path=None, device="cpu", precision="fp32", backend="auto") -> vc.Vocoder
+    vc.Vocoder.from_model(generator, mel_config) -> vc.Vocoder  (a generator in memory, e.g. in training)
         .mel(audio [T] or [B, T]) -> log-mel [B, n_mels, frames];  .vocode(mel) -> audio, exact lengths
         .stream(blocks) -> audio blocks as soon as final;  .streamer() -> push/finish
     vc.resynthesize(inputs, output, ...) -> vc.ResynthResult      (`vocoder resynth`)

@@ -32,6 +32,45 @@ class Vocoder:
     def __init__(self, engine: Synthesizer) -> None:
         self.engine = engine
 
+    @classmethod
+    def from_model(
+        cls,
+        model: torch.nn.Module,
+        mel_config: MelConfig | None = None,
+        *,
+        device: str | None = None,
+        precision: str = "fp32",
+        name: str = "model",
+        context_frames: int | None = None,
+        batch_size: int = 8,
+        chunk_frames: int = 2048,
+    ) -> Vocoder:
+        """Wrap a generator in memory, e.g. the one a training loop is updating, to validate it without
+        writing a file.
+
+        ``model``: our :class:`~vocoder_cli.models.Generator` (weight norm on or off) or any module mapping
+        log-mels [B, n_mels, F] to audio [B, 1, F * hop]. ``mel_config``: the recipe it was trained on
+        (default: hifigan-22k). ``device``: default, where the model's parameters are. ``context_frames``:
+        frames of context each side when a long mel is vocoded in chunks (default: the exact receptive field
+        of our Generator; 32 for other modules, so give ``chunk_frames`` above your longest mel there).
+        On the CPU the engine runs a copy made now (build the Vocoder again after more training steps); on
+        CUDA it runs the module itself, in inference mode."""
+        from vocoder_cli.models.generator import Generator
+        from vocoder_cli.synthesis.vocoder import Vocoder as _Raw
+        from vocoder_cli.synthesis.vocoder import receptive_field_frames
+
+        mel = mel_config or MelConfig()
+        if isinstance(model, Generator):
+            if model.cfg.hop_length != mel.hop_length:
+                raise ConfigError(f"the generator upsamples by {model.cfg.hop_length}, the mel hop is {mel.hop_length}")
+            context = receptive_field_frames(model.cfg) + 2 if context_frames is None else context_frames
+        else:
+            context = 32 if context_frames is None else context_frames
+        first = next(model.parameters(), None)
+        where = pick_device(device if device is not None else (first.device if first is not None else "cpu"))
+        options = EngineOptions(batch_size=batch_size, chunk_frames=chunk_frames, precision=precision)
+        return cls(Synthesizer(_Raw(model, mel, name, context), where, options))
+
     def __repr__(self) -> str:
         return (f"Vocoder({self.name!r}, device={self.device!r}, backend={self.backend!r}, "
                 f"precision={self.precision!r}, sample_rate={self.sample_rate})")
