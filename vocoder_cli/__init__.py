@@ -39,6 +39,7 @@ _LAZY: dict[str, str] = {
     "FileResult": "vocoder_cli.metrics.runner",
     "Pair": "vocoder_cli.metrics.pairing",
     "build_report": "vocoder_cli.api.report",
+    "ReportPlan": "vocoder_cli.api.report",
     "ReportResult": "vocoder_cli.report.results",
     "load_audio": "vocoder_cli.api.files",
     "save_audio": "vocoder_cli.api.files",
@@ -56,7 +57,7 @@ _LAZY: dict[str, str] = {
 
 __all__ = [
     "AudioError", "ConfigError", "DownloadError", "FileResult", "MelConfig", "MelMismatchError", "MissingExtraError",
-    "Pair", "ReportResult", "ResynthResult", "ScorePlan", "ScoreRun", "TextError", "TtsResult", "Vocoder",
+    "Pair", "ReportPlan", "ReportResult", "ResynthResult", "ScorePlan", "ScoreRun", "TextError", "TtsResult", "Vocoder",
     "VocoderError", "WeightsError", "__version__", "build_report", "demo_folder", "load", "load_audio", "resynthesize", "save_audio", "score",
     "speak",
 ]
@@ -78,7 +79,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # static type checkers and IDEs see the real definitions
     from vocoder_cli.api.files import demo_folder, load_audio, save_audio
-    from vocoder_cli.api.report import build_report
+    from vocoder_cli.api.report import ReportPlan, build_report
     from vocoder_cli.api.resynth import ResynthResult, resynthesize
     from vocoder_cli.api.score import ScorePlan, score
     from vocoder_cli.api.speak import TtsResult, speak
