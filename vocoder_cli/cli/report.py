@@ -15,32 +15,21 @@ import typer
 from rich.markup import escape
 from rich.progress import Progress, TaskID
 
+from vocoder_cli.api.report import ReportPlan, build_report
 from vocoder_cli.cli.common import (
     EXIT_PARTIAL_FAILURE,
     OFFLINE_HELP,
     err_console,
-    fail,
-    notify_pull,
     progress_bar,
-    resolve_device,
     user_errors,
 )
 from vocoder_cli.cli.display import say, visible
 from vocoder_cli.metrics.estimate import long_work_note
-from vocoder_cli.metrics.registry import apply_rates
 from vocoder_cli.metrics.runner import default_workers
-from vocoder_cli.report import (
-    ReportOptions,
-    build_report,
-    choose_metrics,
-    expand_groups,
-    parse_set,
-)
 from vocoder_cli.report.build import (
     DEFAULT_EXAMPLES,
     DEFAULT_TOP,
     ReportResult,
-    check_report,
     scoring_work,
 )
 from vocoder_cli.report.choose import DEFAULT_FREE_METRICS, DEFAULT_METRICS
@@ -135,38 +124,26 @@ def report(
     read are listed in the Problems section of the page and on stderr; the report is still written and
     the exit code is 1.
     """
-    with user_errors():
-        specs = [parse_set(s) for s in sets]
-        weight_list = [w.strip() for w in (weights or "").split(",") if w.strip()]
-        groups = expand_groups(specs, weight_list, out_dir / "resynth")
-        check_report(out_dir, groups)  # before any metric weights are pulled or any audio read
-        chosen, free, notes = choose_metrics(metrics, any(g.paired for g in groups),
-                                             any(not g.paired for g in groups), wvmos_ckpt=wvmos_ckpt,
-                                             notify=notify_pull)
-        union = {m.name: m for m in [*chosen, *free]}
-        rated = {m.name: m for m in apply_rates(list(union.values()), rate)}
-        chosen, free = [rated[m.name] for m in chosen], [rated[m.name] for m in free]
-        for note in notes:
-            say(err_console, (note, "yellow"))
-        keys = list(dict.fromkeys(k for m in [*chosen, *free] for k in m.keys))
-        if rank_by is not None and rank_by not in keys:
-            raise fail(f"--rank-by {rank_by}: not among the metric keys ({', '.join(keys) or 'none'})")
-        needs_device = bool(weight_list) or any(m.neural for m in [*chosen, *free])
-        dev = resolve_device(device) if needs_device else "cpu"
-        note = long_work_note(scoring_work(groups, chosen, free), workers or default_workers(), dev)
+    weight_list = [w.strip() for w in (weights or "").split(",") if w.strip()]
+    command = _command(out_dir, sets, {"--metrics": metrics, "--weights": weights, "--rank-by": rank_by,
+                                       "--examples": examples if examples != DEFAULT_EXAMPLES else None,
+                                       "--rate": rate})
+
+    def planned(plan: ReportPlan) -> None:
+        note = long_work_note(scoring_work(plan.groups, plan.metrics, plan.free_metrics), workers or default_workers(),
+                              plan.device)
         if note and not quiet:
             say(err_console, ("note:", "yellow"), " ", note)
-        options = ReportOptions(
-            metrics=chosen, free_metrics=free, weights=weight_list, rank_by=rank_by, examples=examples, top=top, workers=workers,
-            device=dev, offline=offline or None,
-            wvmos_checkpoint=wvmos_ckpt, batch_size=batch_size, notes=notes,
-            command=_command(out_dir, sets, {"--metrics": metrics, "--weights": weights, "--rank-by": rank_by,
-                                             "--examples": examples if examples != DEFAULT_EXAMPLES else None,
-                                             "--rate": rate}),
-        )
-        with progress_bar(quiet) as progress:
-            result = build_report(out_dir, groups, options, progress=_RichProgress(progress),
-                                  notify=lambda line: say(err_console, line))
+
+    def note(line: str) -> None:
+        say(err_console, (line, "yellow") if line.startswith("skipping ") else line)
+
+    with user_errors(), progress_bar(quiet) as progress:
+        result = build_report(
+            out_dir, sets, metrics=metrics, weights=weight_list, rank_by=rank_by, examples=examples, top=top,
+            rate=rate, workers=workers, device=device, batch_size=batch_size, wvmos_checkpoint=wvmos_ckpt,
+            offline=offline or None, command=command, notify=note, progress=_RichProgress(progress), on_plan=planned,
+        )  # fmt: skip
     _render(result)
     if result.problems:
         raise typer.Exit(EXIT_PARTIAL_FAILURE)

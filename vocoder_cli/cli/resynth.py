@@ -8,7 +8,9 @@ from typing import Optional
 import torch
 import typer
 
-from vocoder_cli.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, output_problem
+from vocoder_cli.api.resynth import resynthesize
+from vocoder_cli.api.vocoder import load
+from vocoder_cli.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 from vocoder_cli.cli.common import (
     BACKEND_HELP,
     EXIT_PARTIAL_FAILURE,
@@ -27,7 +29,7 @@ from vocoder_cli.cli.common import (
     user_errors,
 )
 from vocoder_cli.cli.display import say
-from vocoder_cli.cli.sharding import shard_device, shard_option, take_my_shard, write_failures
+from vocoder_cli.cli.sharding import announcer, current_shard, shard_device, shard_option, write_failures
 from vocoder_cli.cli.stdio import (
     read_stdin,
     read_stdin_lines,
@@ -36,19 +38,8 @@ from vocoder_cli.cli.stdio import (
     write_stdout,
 )
 from vocoder_cli.cli.summary import outcome_parts, row, timing
-from vocoder_cli.errors import AudioError
-from vocoder_cli.outputs import OutputPolicy
-from vocoder_cli.shards import audio_seconds, file_size
-from vocoder_cli.synthesis.engine import EngineOptions, Synthesizer
-from vocoder_cli.synthesis.resynthesis import (
-    STDIO,
-    Report,
-    Resynthesizer,
-    ResynthOptions,
-    plan_jobs,
-    read_file_list,
-)
-from vocoder_cli.synthesis.vocoder import load_vocoder
+from vocoder_cli.shards import audio_seconds
+from vocoder_cli.synthesis.resynthesis import STDIO, Report, read_file_list
 from vocoder_cli.weights.registry import DEFAULT_ALIAS
 
 
@@ -125,45 +116,41 @@ def resynth(
         torch.set_num_threads(threads)
     device = resolve_device(device)
     with user_errors():
-        policy = OutputPolicy.from_flags(overwrite, skip_existing)
-        jobs = plan_jobs(inputs, output, from_mels=from_mels, policy=policy)
-        jobs, this_shard = take_my_shard(
-            shard, jobs, key=lambda job: job.target, size=lambda job: file_size(job.source), what="files",
-            amount=None if from_mels else lambda mine: f"{audio_seconds([j.source for j in mine]):.1f} s of audio",
-            quiet=quiet,
-        )  # fmt: skip
+        this_shard = current_shard(shard)
         device = shard_device(device, this_shard, "resynth", quiet)
         backend = engine_backend(backend, precision, device, quiet, streaming=stream)  # checked before any export
-        vocoder = load_vocoder(weights, device, offline=offline or None, notify=notifier(quiet), backend=backend)
-        options = EngineOptions(batch_size=batch_size, chunk_frames=chunk_frames, precision=precision)
-        synth = Synthesizer(vocoder, device, options)
-        subtype, rate = "FLOAT" if float_output else "PCM_16", out_sr or vocoder.mel.sample_rate
-        for target in dict.fromkeys(job.target for job in jobs if job.target != STDIO):  # checked before work
-            if (problem := output_problem(target, rate, subtype)) is not None:
-                raise AudioError(target, problem)
+        if stream:
+            vocoder = load(
+                weights, device, precision, backend, offline=offline or None, notify=notifier(quiet),
+                batch_size=batch_size, chunk_frames=chunk_frames, streaming=True,
+            )  # fmt: skip
     if stream:
         from vocoder_cli.cli.resynth_stream import run_stream
 
         assert stdin is not None and stdout is not None
         run_stream(
-            synth, stdin=stdin, stdout=stdout, raw_format=raw_format, raw_output=raw_output, chunk_ms=chunk_ms,
-            lookahead_ms=lookahead_ms, out_sr=out_sr, float_output=float_output, quiet=quiet,
+            vocoder.engine, stdin=stdin, stdout=stdout, raw_format=raw_format, raw_output=raw_output,
+            chunk_ms=chunk_ms, lookahead_ms=lookahead_ms, out_sr=out_sr, float_output=float_output, quiet=quiet,
         )
         return
-    runner = Resynthesizer(
-        synth,
-        ResynthOptions(
-            from_mels=from_mels, out_sr=out_sr, policy=policy, subtype="FLOAT" if float_output else "PCM_16"
-        ),
-        stdin=stdin_bytes,
-    )
-    with progress_bar(quiet or output == STDIO) as progress:
-        task = progress.add_task("resynth", total=len(jobs))
-        report, payload = runner.run(jobs, on_progress=lambda done: progress.update(task, completed=done))
+    with user_errors(), progress_bar(quiet or output == STDIO) as progress:
+        task = progress.add_task("resynth", total=None)
+        report = resynthesize(
+            inputs, output, weights=weights, device=device, precision=precision, backend=backend,
+            from_mels=from_mels, out_sr=out_sr, skip_existing=skip_existing, overwrite=overwrite,
+            float_output=float_output, batch_size=batch_size, chunk_frames=chunk_frames, offline=offline or None,
+            notify=notifier(quiet), stdin=stdin_bytes,
+            on_progress=lambda done, total: progress.update(task, completed=done, total=total), shard=this_shard,
+            on_shard=announcer(this_shard, "files", None if from_mels else
+                               lambda mine: f"{audio_seconds([j.source for j in mine]):.1f} s of audio", quiet),
+        )  # fmt: skip
+    payload = report.stdout
+    assert report.vocoder is not None
+    vocoder = report.vocoder
     if payload is not None:
         write_stdout(payload)
     _render(report, vocoder.name, f"{device} ({vocoder.backend})", quiet)
-    if jobs[0].target != output:  # a folder of outputs: a sharded run lists its failures there
+    if this_shard.sharded and Path(output).is_dir():  # a sharded run lists its failures in the output folder
         write_failures(output, this_shard, [*(("refused", f.source, f.reason) for f in report.refused),
                                             *(("failed", f.source, f.reason) for f in report.failures)])
     if report.failures or report.refused:

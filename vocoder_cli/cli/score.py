@@ -17,6 +17,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from vocoder_cli.api.score import ScorePlan
+from vocoder_cli.api.score import score as score_files
 from vocoder_cli.audio import atomic_write_bytes
 from vocoder_cli.cli.common import (
     EXIT_PARTIAL_FAILURE,
@@ -27,29 +29,14 @@ from vocoder_cli.cli.common import (
     user_errors,
 )
 from vocoder_cli.cli.display import cell, say
-from vocoder_cli.cli.sharding import shard_device, shard_option, take_my_shard
+from vocoder_cli.cli.sharding import announcer, current_shard, shard_device, shard_option
 from vocoder_cli.cli.stdio import read_stdin_lines, require_stdout, write_stdout
 from vocoder_cli.cli.tables import fit
-from vocoder_cli.metrics import (
-    Metric,
-    Pair,
-    ScoreRun,
-    pair_paths,
-    parse_metrics,
-    parse_pairs,
-    score_pairs,
-)
+from vocoder_cli.metrics import Pair, ScoreRun, pair_paths, parse_pairs
 from vocoder_cli.metrics.estimate import audio_seconds, long_work_note
-from vocoder_cli.metrics.registry import (
-    UNALIGNED_REASON,
-    apply_rates,
-    for_unaligned_pairs,
-    usable_metrics,
-)
 from vocoder_cli.metrics.report import RENDERERS, summary_rows
 from vocoder_cli.metrics.rows import merge_rows, rows_jsonl
 from vocoder_cli.metrics.runner import default_workers
-from vocoder_cli.shards import file_size
 
 MAX_LISTED_FAILURES = 20
 
@@ -82,36 +69,14 @@ def _pairs(paths: list[Path], pairs_file: Optional[str]) -> tuple[list[Pair], bo
     raise fail("expected REF GEN, GEN alone (reference-free metrics) or --pairs FILE")
 
 
-def _is_all(spec: str) -> bool:
-    return "all" in [n.strip().lower() for n in spec.split(",")]
-
-
-def _choose_metrics(spec: str, have_ref: bool, wvmos_ckpt: Optional[str], unaligned: bool) -> list[Metric]:
-    """Explicit names must all be usable; ``all`` keeps what this install and these inputs allow (with
-    ``--unaligned``: what applies to unaligned pairs, decided before any weights are looked for)."""
-    metrics = parse_metrics(spec)
-    if unaligned:
-        metrics = _unaligned(metrics, spec)
-    if not _is_all(spec):
-        paired = [m.name for m in metrics if m.paired]
-        if paired and not have_ref:
-            raise fail(f"{', '.join(paired)} need references: vocoder score REF GEN (or --pairs with ref<TAB>gen)")
-        return metrics
-    usable, notes = usable_metrics(metrics, have_ref, wvmos_ckpt, notify=lambda line: say(err_console, line))
-    for note in notes:
-        name, _, reason = note.partition(": ")
-        say(err_console, (f"{name}:", "yellow"), " ", reason)
-    return usable
-
-
-def _unaligned(chosen: list[Metric], spec: str) -> list[Metric]:
-    """``--unaligned``: explicit names that need aligned signals are a usage error; ``-m all`` keeps the
-    metrics that apply and says which it left out."""
-    kept, left_out = for_unaligned_pairs(chosen, keep_applicable=_is_all(spec))
-    if left_out:
-        say(err_console, ("--unaligned:", "yellow"), f" left out {', '.join(left_out)} ({UNALIGNED_REASON}); "
-            "kept mcd as MCD after DTW and the reference-free metrics")
-    return kept
+def _note(line: str) -> None:
+    """A note from the core on stderr: what ``-m all`` or ``--unaligned`` left out (its head in yellow),
+    weights fetched on first use."""
+    head, sep, rest = line.partition(": ")
+    if sep and (head.startswith("skipping ") or head == "--unaligned"):
+        say(err_console, (f"{head}:", "yellow"), " ", rest)
+    else:
+        say(err_console, line)
 
 
 def _check_output(output: Optional[Path], overwrite: bool, option: str = "-o") -> None:
@@ -225,36 +190,35 @@ def score(
         _merge(list(paths or []), output_format, per_file, output, pairs_file, metrics, rows, shard)
         return
     with user_errors():
-        pairs, have_ref = _pairs(list(paths or []), pairs_file)
-        numbered, this_shard = take_my_shard(
-            shard, list(enumerate(pairs)), key=lambda item: f"{item[1].id}\t{item[0]:012d}",
-            size=lambda item: sum(file_size(str(p)) for p in (item[1].gen, item[1].ref) if p is not None),
-            what="pairs", amount=lambda mine: f"{audio_seconds([p for _, p in mine]):.1f} s of audio", quiet=quiet,
-        )  # fmt: skip
-        total, pairs = len(pairs), [pair for _, pair in numbered]
-        spec = metrics or ("dnsmos" if not have_ref else "mcd" if unaligned else "pesq,stoi,estoi")
-        chosen = _choose_metrics(spec, have_ref, wvmos_ckpt, unaligned)
-        if not chosen:
-            raise fail("no usable metric (see the warnings above)")
-        chosen = apply_rates(chosen, rate)
-        neural = any(m.neural for m in chosen)
-        dev = shard_device(resolve_device(device), this_shard, "score", quiet) if neural else "cpu"
-        seconds = audio_seconds(pairs)
-        note = long_work_note([(m, seconds) for m in chosen], workers or default_workers(), dev)
-        if note and not quiet:
-            say(err_console, ("note:", "yellow"), " ", note)
-        stages = int(any(not m.neural for m in chosen)) + sum(m.neural for m in chosen)  # one pass per neural metric
+        this_shard = current_shard(shard)
+        if this_shard.local_rank is not None:  # under torchrun: cuda:LOCAL_RANK for the neural metrics
+            device = shard_device(resolve_device(device), this_shard, "score", quiet)
+        given = list(paths or [])
+        pairs, _ = _pairs(given, pairs_file)
+        # REF GEN: references were given even where a file has none (the default metrics follow that)
+        inputs = {"pairs": pairs} if pairs_file is not None else {"ref": given[-2] if len(given) == 2 else None,
+                                                                  "gen": given[-1]}
         with progress_bar(quiet) as progress:
-            task = progress.add_task("scoring", total=len(pairs) * stages)
-            run = score_pairs(
-                pairs, chosen, workers=workers, device=dev,
-                wvmos_checkpoint=wvmos_ckpt, batch_size=batch_size,
-                notify=lambda line: say(err_console, line),
-                on_done=lambda _: progress.advance(task),
-            )
+            task = progress.add_task("scoring", total=None)
+            plans: list[ScorePlan] = []
+
+            def planned(plan: ScorePlan) -> None:
+                plans.append(plan)
+                seconds = audio_seconds(plan.pairs)
+                note = long_work_note([(m, seconds) for m in plan.metrics], workers or default_workers(), plan.device)
+                if note and not quiet:
+                    say(err_console, ("note:", "yellow"), " ", note)
+                progress.update(task, total=plan.steps)
+
+            run = score_files(
+                **inputs, metrics=metrics, unaligned=unaligned, rate=rate, workers=workers, device=device,
+                batch_size=batch_size, wvmos_checkpoint=wvmos_ckpt, notify=_note, on_plan=planned,
+                on_done=lambda _: progress.advance(task), shard=this_shard,
+                on_shard=announcer(this_shard, "pairs", lambda mine: f"{audio_seconds(mine):.1f} s of audio", quiet),
+            )  # fmt: skip
     if rows is not None:
-        _write(rows, rows_jsonl(run, [i for i, _ in numbered], total, f"{this_shard.index}/{this_shard.count}"),
-               "--rows")
+        plan = plans[0]
+        _write(rows, rows_jsonl(run, plan.positions, plan.total, f"{this_shard.index}/{this_shard.count}"), "--rows")
     _emit(run, output_format, per_file, output)
 
 

@@ -50,6 +50,22 @@ def current_shard(option: str | None) -> Shard:
         raise fail(str(exc)) from None
 
 
+def announcer(
+    shard: Shard, what: str, amount: Callable[[list[T]], str] | None = None, quiet: bool = False
+) -> Callable[[int, list[T]], None]:
+    """The ``on_shard(total, mine)`` callback of the API's batch functions: one stderr line says which
+    shard, how much of the list and where the rule came from (unless ``quiet``); a shard with no items
+    says so and exits 0 before any weights are loaded."""
+
+    def announce(total: int, mine: list[T]) -> None:
+        if not mine or not quiet:
+            say(err_console, describe(shard, len(mine), total, what, amount(mine) if mine and amount else None))
+        if not mine:
+            raise typer.Exit(0)
+
+    return announce
+
+
 def take_my_shard(
     option: str | None,
     items: Sequence[T],
@@ -60,17 +76,13 @@ def take_my_shard(
     amount: Callable[[list[T]], str] | None = None,
     quiet: bool = False,
 ) -> tuple[list[T], Shard]:
-    """This shard's items (every item, in the list's own order, when not sharded). Sharded, one stderr
-    line says which shard, how much of the list and where the rule came from (unless ``quiet``); a shard
-    with no items says so and exits 0."""
+    """This shard's items (every item, in the list's own order, when not sharded), announced as
+    :func:`announcer` does."""
     shard = current_shard(option)
     if not shard.sharded:
         return list(items), shard
     mine = take_shard(items, shard, key=key, size=size)
-    if not mine or not quiet:
-        say(err_console, describe(shard, len(mine), len(items), what, amount(mine) if mine and amount else None))
-    if not mine:
-        raise typer.Exit(0)
+    announcer(shard, what, amount, quiet)(len(items), mine)
     return mine, shard
 
 

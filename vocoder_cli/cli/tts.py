@@ -10,6 +10,8 @@ import torch
 import typer
 from rich.table import Table
 
+from vocoder_cli.api.speak import speak
+from vocoder_cli.api.vocoder import Vocoder
 from vocoder_cli.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, output_problem
 from vocoder_cli.cli.common import (
     BACKEND_HELP,
@@ -30,31 +32,23 @@ from vocoder_cli.cli.common import (
     user_errors,
 )
 from vocoder_cli.cli.display import cell, line, say
-from vocoder_cli.cli.sharding import shard_device, shard_option, take_my_shard, write_failures
+from vocoder_cli.cli.sharding import announcer, current_shard, shard_device, shard_option, write_failures
 from vocoder_cli.cli.stdio import read_stdin, require_stdout, write_stdout
 from vocoder_cli.cli.summary import outcome_parts, row, timing
 from vocoder_cli.errors import TextError, VocoderError
 from vocoder_cli.mel import MelConfig
-from vocoder_cli.outputs import OutputPolicy
-from vocoder_cli.synthesis.engine import EngineOptions, Synthesizer
-from vocoder_cli.synthesis.vocoder import load_vocoder
-from vocoder_cli.tts.base import LoadOptions
 from vocoder_cli.tts.espeak import Espeak
-from vocoder_cli.tts.mels import bridge
+from vocoder_cli.tts.mels import MelBridge
 from vocoder_cli.tts.registry import (
     DEFAULT_ACOUSTIC,
     available,
     check_acoustic_options,
-    load_acoustic,
     plugins,
 )
 from vocoder_cli.tts.synthesis import (
     STAGES,
     STDIO,
-    TtsOptions,
     TtsReport,
-    TtsRunner,
-    plan_jobs,
 )
 from vocoder_cli.tts.texts import (
     TEXT_FORMATS,
@@ -166,53 +160,48 @@ def tts(
         torch.set_num_threads(threads)
     device = resolve_device(device)
     with user_errors():
-        policy = OutputPolicy.from_flags(overwrite, skip_existing)
-        jobs = plan_jobs(
-            items, out, batch=batch, save_mels=save_mels, policy=policy, input_dirs=[directory] if directory else []
-        )
-        jobs, this_shard = take_my_shard(
-            shard, jobs, key=lambda job: job.target, size=lambda job: len(job.item.text or ""), what="texts",
-            amount=lambda mine: f"{sum(len(j.item.text or '') for j in mine)} characters", quiet=quiet,
-        )  # fmt: skip
+        this_shard = current_shard(shard)
         device = shard_device(device, this_shard, "tts", quiet)
         backend = engine_backend(backend, precision, device, quiet)
-        vocoder = load_vocoder(weights, device, offline=offline or None, notify=notifier(quiet), backend=backend)
-        with download_bar(quiet) as bar:
-            task: list[int] = []
+    download, items_bar = download_bar(quiet), progress_bar(quiet or out == STDIO)
+    fetching: list[int] = []
+    speaking = items_bar.add_task("tts", total=None)
 
-            def progress(done: int, total: int | None) -> None:
-                if not task:
-                    task.append(bar.add_task(acoustic, total=total))
-                bar.update(task[0], completed=done, total=total)
+    def fetched(done: int, total: int | None) -> None:
+        if not fetching:
+            download.start()
+            fetching.append(download.add_task(acoustic, total=total))
+        download.update(fetching[0], completed=done, total=total)
 
-            model = load_acoustic(
-                acoustic,
-                LoadOptions(
-                    target_mel=vocoder.mel, device=device, weights=acoustic_weights, offline=offline or None,
-                    verify=not no_verify, seed=seed, options=options, notify=notifier(quiet), progress=progress,
-                ),
+    def ready(vocoder: Vocoder, mel_bridge: MelBridge) -> None:
+        download.stop()
+        _check_output(out, batch, out_sr, float_output, vocoder.mel_config, quiet)
+        if mel_bridge.explanation and not quiet:
+            say(err_console, ("note: " + mel_bridge.explanation, "dim"))
+        items_bar.start()
+
+    try:
+        with user_errors():
+            report = speak(
+                items, out, batch=batch, acoustic=acoustic, acoustic_weights=acoustic_weights, acoustic_options=options,
+                weights=weights, device=device, precision=precision, backend=backend, batch_size=batch_size, seed=seed,
+                too_long=too_long, strict=strict, save_mels=save_mels, skip_existing=skip_existing, overwrite=overwrite,
+                out_sr=out_sr, float_output=float_output, offline=offline or None, verify=not no_verify,
+                notify=notifier(quiet), download_progress=fetched, input_dirs=[directory] if directory else [],
+                on_ready=ready, on_progress=lambda done, total: items_bar.update(speaking, completed=done, total=total),
+                shard=this_shard, on_shard=announcer(
+                    this_shard, "texts", lambda mine: f"{sum(len(j.item.text or '') for j in mine)} characters", quiet),
             )  # fmt: skip
-        mel_bridge = bridge(model.mel_config, vocoder.mel, model.name)
-        _check_output(out, batch, out_sr, float_output, vocoder.mel, quiet)
-        synth = Synthesizer(vocoder, device, EngineOptions(batch_size=batch_size, precision=precision))
-    if mel_bridge.explanation and not quiet:
-        say(err_console, ("note: " + mel_bridge.explanation, "dim"))
-    runner = TtsRunner(
-        model,
-        synth,
-        mel_bridge,
-        TtsOptions(
-            too_long=too_long, strict=strict, policy=policy, batch_size=batch_size,
-            group_size=max(batch_size, 8), out_sr=out_sr, subtype="FLOAT" if float_output else "PCM_16",
-        ),
-    )  # fmt: skip
-    with progress_bar(quiet or out == STDIO) as bar:
-        progress_task = bar.add_task("tts", total=len(jobs))
-        report, payload = runner.run(jobs, on_progress=lambda done: bar.update(progress_task, completed=done))
+    finally:
+        download.stop()
+        items_bar.stop()
+    payload = report.stdout
+    assert report.vocoder is not None
+    vocoder = report.vocoder
     if payload is not None:
         write_stdout(payload)
-    _render(report, model.name, vocoder.name, device, quiet)
-    if batch:  # a folder of outputs: a sharded run lists its failures there
+    _render(report, report.acoustic, vocoder.name, device, quiet)
+    if batch and this_shard.sharded:  # a folder of outputs: a sharded run lists its failures there
         write_failures(out, this_shard, [*(("refused", p.id, p.reason) for p in report.refused),
                                          *(("failed", p.id, p.reason) for p in report.failures)])
     if report.failures or report.refused:

@@ -79,6 +79,18 @@ class ScoreRun:
     def summaries(self) -> list[Summary]:
         return [summarise(k, [r.scores.get(k) for r in self.results], valid_range(k)) for k in self.keys]
 
+    def rows(self) -> list[dict[str, Any]]:
+        """One dict per file, in order: ``id``, each metric key (None where it failed), ``error`` and
+        ``warning`` when there are any (what ``vocoder score --per-file -f jsonl`` writes)."""
+        return [r.row(self.keys) for r in self.results]
+
+    def summary(self) -> list[dict[str, Any]]:
+        """One dict per metric key: ``metric``, ``mean``, ``std``, ``ci_low``/``ci_high`` (95%),
+        ``ci_clipped``, ``count``, ``failures``, ``library`` (name and version), ``sample_rate``."""
+        from vocoder_cli.metrics.report import summary_rows
+
+        return summary_rows(self)
+
     def info(self) -> dict[str, dict[str, Any]]:
         """Each metric's :meth:`Metric.info` and the valid range of each key (None: unbounded)."""
         return {m.name: {**m.info(), "ranges": {k: _json_range(k) for k in m.keys}} for m in self.metrics}
