@@ -1,0 +1,150 @@
+"""`vocoder mels IN... OUT`: audio in, log-mel ``.npy`` files out (same relative names), config recorded beside."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import torch
+import typer
+
+from vocoder_cli.cli.common import (
+    EXIT_PARTIAL_FAILURE,
+    OFFLINE_HELP,
+    OVERWRITE_HELP,
+    SKIP_EXISTING_HELP,
+    err_console,
+    fail,
+    notifier,
+    progress_bar,
+    resolve_device,
+    user_errors,
+)
+from vocoder_cli.cli.display import say
+from vocoder_cli.cli.resynth import render_rows
+from vocoder_cli.cli.stdio import read_stdin, read_stdin_lines, require_stdout, write_stdout
+from vocoder_cli.cli.summary import outcome_parts, timing
+from vocoder_cli.mel import MEL_PRESETS, MelConfig, mel_preset
+from vocoder_cli.melfiles import (
+    MelExtractor,
+    MelOptions,
+    check_config_record,
+    plan_mel_jobs,
+    read_config_file,
+    weights_mel_config,
+    write_config_record,
+)
+from vocoder_cli.outputs import OutputPolicy
+from vocoder_cli.synthesis.resynthesis import STDIO, Report, read_file_list
+from vocoder_cli.weights.registry import DEFAULT_ALIAS
+
+
+def mels(
+    paths: list[str] = typer.Argument(
+        ..., metavar="IN... OUT", help="Inputs (files, folders, or - for a WAV on stdin), then OUT (folder, .npy or -)."
+    ),
+    files_from: Optional[str] = typer.Option(
+        None, "--files-from", help="Read input paths from FILE (one a line), or - for stdin."
+    ),
+    weights: str = typer.Option(
+        DEFAULT_ALIAS,
+        "--weights",
+        "-w",
+        help="Take the mel config of these vocoder weights (a name or path; default hifigan-universal-v1).",
+    ),
+    preset: Optional[str] = typer.Option(
+        None, "--preset", help=f"A named mel config instead of the weights' ({', '.join(MEL_PRESETS)})."
+    ),
+    config: Optional[Path] = typer.Option(
+        None,
+        "--config",
+        help="A mel config JSON instead of the weights' (a mel_config.json, a MelConfig object, or an official "
+        "HiFi-GAN config.json).",
+    ),
+    offline: bool = typer.Option(False, "--offline", help=OFFLINE_HELP),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    batch_size: int = typer.Option(16, "--batch-size", min=1, help="Waveforms per STFT call."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for torch."),
+    skip_existing: bool = typer.Option(False, "--skip-existing", help=SKIP_EXISTING_HELP),
+    overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
+) -> None:
+    """Log-mels for acoustic models and fine-tuning: `vocoder mels wavs/ mels/`.
+
+    Each input becomes OUT/NAME.npy: float32 \\[n_mels, frames], natural log, frames = samples // hop, exactly
+    the official HiFi-GAN recipe, in the mel config of --weights (or --preset / --config). The config is
+    recorded in OUT/mel_config.json (NAME.mel_config.json beside a single .npy; none on stdout). These files
+    are what `resynth --from-mels` and `train --gta-mels` read. Bad inputs are listed and the batch goes on;
+    the exit code is 1 when any input failed. Existing outputs are never replaced unless --overwrite.
+    """
+    if files_from is None and len(paths) < 2:
+        raise fail("give at least one input and an output: vocoder mels IN... OUT")
+    if preset is not None and config is not None:
+        raise fail("give --preset or --config, not both")
+    *inputs, output = paths
+    if output == STDIO:
+        require_stdout()  # a closed stdout is refused before any work
+    stdin_bytes = None
+    if files_from == STDIO:
+        inputs += read_file_list(read_stdin_lines())
+    elif files_from is not None:
+        with open(files_from, encoding="utf-8") as source:
+            inputs += read_file_list(source)
+    elif STDIO in inputs:
+        if inputs != [STDIO]:
+            raise fail("'-' (stdin) must be the only input")
+        stdin_bytes = read_stdin()
+    if not inputs:
+        raise fail("no inputs given")
+    if threads:
+        torch.set_num_threads(threads)
+    device = resolve_device(device)
+    with user_errors():
+        policy = OutputPolicy.from_flags(overwrite, skip_existing)
+        jobs = plan_mel_jobs(inputs, output, policy)
+        # Sharding (--shard K/N, torchrun, SLURM: vocoder_cli/shards.py) selects from `jobs` here, before any
+        # work, as resynth does: every process plans the same list and keeps its own share.
+        cfg, source = _mel_config(weights, preset, config, offline, quiet)
+        record = check_config_record(output, cfg, policy)
+        extractor = MelExtractor(cfg, device, MelOptions(policy=policy, batch_size=batch_size, source=source), stdin_bytes)
+    with progress_bar(quiet or output == STDIO) as progress:
+        task = progress.add_task("mels", total=len(jobs))
+        report, payload = extractor.run(jobs, on_progress=lambda done: progress.update(task, completed=done))
+    if report.written:
+        with user_errors():
+            write_config_record(record, cfg, source)
+    if payload is not None:
+        write_stdout(payload)
+    _render(report, cfg, source, device, quiet)
+    if report.failures or report.refused:
+        raise typer.Exit(EXIT_PARTIAL_FAILURE)
+
+
+def _mel_config(
+    weights: str, preset: str | None, config: Path | None, offline: bool, quiet: bool
+) -> tuple[MelConfig, str]:
+    """The mel config asked for and a label for it (recorded in the JSON)."""
+    if preset is not None:
+        return mel_preset(preset), f"preset {preset}"
+    if config is not None:
+        return read_config_file(config), str(config)
+    return weights_mel_config(weights, offline=offline or None, notify=notifier(quiet))
+
+
+def _render(report: Report, cfg: MelConfig, source: str, device: str, quiet: bool) -> None:
+    render_rows(report)
+    if quiet:
+        return
+    counts = outcome_parts(
+        "file",
+        written=len(report.written),
+        skipped=len(report.skipped),
+        refused=len(report.refused),
+        failed=len(report.failures),
+        warned=len({w.source for w in report.warnings}),
+    )
+    mel = f"{cfg.n_mels} mels, {cfg.sample_rate} Hz, hop {cfg.hop_length}"
+    say(
+        err_console, *counts, " | ", timing(report.audio_seconds, report.wall_seconds, report.real_time_factor),
+        " | ", mel, " (", source, ") on ", device,
+    )  # fmt: skip
