@@ -207,13 +207,21 @@ class MelExtractor:
             for at in range(0, len(ready), self.options.batch_size):
                 chunk = ready[at : at + self.options.batch_size]
                 with torch.inference_mode():
-                    mels = batched_mels(self.frontend, [wav.to(self.device) for _, wav in chunk])
+                    mels = self.compute(chunk, report)
                 for (job, wav), mel in zip(chunk, mels):
-                    if not self._settled(job, report):
+                    if isinstance(mel, str):
+                        report.failures.append(Failure(job.label, mel))
+                    elif not self._settled(job, report):
                         payload = self._write(job, mel.cpu().numpy(), wav.shape[-1], report) or payload
                     progress.done(id(job))
         report.wall_seconds = time.perf_counter() - start
         return report, payload
+
+    def compute(self, chunk: Sequence[tuple[Job, torch.Tensor]], report: Report) -> list[torch.Tensor | str]:
+        """One batch's mels [n_mels, frames] (or, per item, the reason it failed): waveforms [T_i] in, on the
+        CPU. Here the frontend's log-mels; teacher forcing (:mod:`vocoder_cli.tts.gta`) overrides it."""
+        mels = batched_mels(self.frontend, [wav.to(self.device) for _, wav in chunk])
+        return list(mels)
 
     def _settled(self, job: Job, report: Report) -> bool:
         """True (and recorded) when the job's output exists and the policy keeps or refuses it."""

@@ -35,7 +35,7 @@ from vocoder_cli.melfiles import (
     write_config_record,
 )
 from vocoder_cli.outputs import OutputPolicy
-from vocoder_cli.synthesis.resynthesis import STDIO, Report, read_file_list
+from vocoder_cli.synthesis.resynthesis import STDIO, Job, Report, read_file_list
 from vocoder_cli.weights.registry import DEFAULT_ALIAS
 
 
@@ -68,6 +68,33 @@ def mels(
     skip_existing: bool = typer.Option(False, "--skip-existing", help=SKIP_EXISTING_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
+    teacher_forced: bool = typer.Option(
+        False,
+        "--teacher-forced",
+        help="GTA mels: run --acoustic with each recording's own mel as decoder input (texts from --texts or "
+        "--transcripts, by file name); each mel has exactly the recording's frames, for train --gta-mels.",
+    ),
+    texts: Optional[Path] = typer.Option(
+        None, "--texts", help="With --teacher-forced: id|text lines (LJSpeech metadata.csv works); id = file name."
+    ),
+    transcripts: Optional[Path] = typer.Option(
+        None, "--transcripts", help="With --teacher-forced: a folder of ID.txt (or D/transcriptions/ID.txt)."
+    ),
+    texts_format: str = typer.Option("auto", "--texts-format", help="With --texts: id-text, ljspeech or auto."),
+    acoustic: str = typer.Option(
+        "tacotron2-lj", "--acoustic", "-a", help="With --teacher-forced: the acoustic model (`vocoder tts --list`)."
+    ),
+    acoustic_weights: Optional[str] = typer.Option(
+        None, "--acoustic-weights", help="The acoustic model's checkpoint (path or weights name)."
+    ),
+    acoustic_opt: Optional[list[str]] = typer.Option(None, "--acoustic-opt", help="KEY=VALUE for the acoustic model."),
+    no_verify: bool = typer.Option(
+        False, "--no-verify", help="Allow downloading acoustic weights that have no published sha256 (tacotron2-lj)."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed for models that sample (Tacotron2's prenet dropout)."),
+    strict: bool = typer.Option(
+        False, "--strict", help="With --teacher-forced: refuse texts with characters the model cannot read."
+    ),
 ) -> None:
     """Log-mels for acoustic models and fine-tuning: `vocoder mels wavs/ mels/`.
 
@@ -105,8 +132,18 @@ def mels(
         # Sharding (--shard K/N, torchrun, SLURM: vocoder_cli/shards.py) selects from `jobs` here, before any
         # work, as resynth does: every process plans the same list and keeps its own share.
         cfg, source = _mel_config(weights, preset, config, offline, quiet)
+        options = MelOptions(policy=policy, batch_size=batch_size, source=source)
+        if teacher_forced:
+            extractor: MelExtractor = _gta_extractor(
+                jobs, cfg, device, options, texts, transcripts, texts_format, acoustic, acoustic_weights,
+                acoustic_opt or [], offline, no_verify, seed, strict, quiet,
+            )  # fmt: skip
+            source = options.source = f"{source}, teacher-forced {acoustic}"
+        else:
+            if texts or transcripts:
+                raise fail("--texts and --transcripts are for --teacher-forced")
+            extractor = MelExtractor(cfg, device, options, stdin_bytes)
         record = check_config_record(output, cfg, policy)
-        extractor = MelExtractor(cfg, device, MelOptions(policy=policy, batch_size=batch_size, source=source), stdin_bytes)
     with progress_bar(quiet or output == STDIO) as progress:
         task = progress.add_task("mels", total=len(jobs))
         report, payload = extractor.run(jobs, on_progress=lambda done: progress.update(task, completed=done))
@@ -129,6 +166,49 @@ def _mel_config(
     if config is not None:
         return read_config_file(config), str(config)
     return weights_mel_config(weights, offline=offline or None, notify=notifier(quiet))
+
+
+def _gta_extractor(
+    jobs: list[Job], cfg: MelConfig, device: str, options: MelOptions, texts: Path | None, transcripts: Path | None,
+    texts_format: str, acoustic: str, acoustic_weights: str | None, acoustic_opt: list[str], offline: bool,
+    no_verify: bool, seed: int, strict: bool, quiet: bool,
+) -> MelExtractor:
+    """The teacher-forced extractor: texts by id, the acoustic model, its framing bridge to ``cfg``."""
+    from vocoder_cli.cli.tts import _parse_options
+    from vocoder_cli.tts.base import LoadOptions
+    from vocoder_cli.tts.gta import GtaExtractor, check_inputs
+    from vocoder_cli.tts.mels import bridge
+    from vocoder_cli.tts.registry import load_acoustic
+    from vocoder_cli.tts.texts import items_from_dir, items_from_lines, mark_duplicates
+
+    if (texts is None) == (transcripts is None):
+        raise fail("--teacher-forced needs the recordings' texts: give --texts FILE or --transcripts DIR (one)")
+    check_inputs(jobs)
+    model_options = _parse_options(acoustic_opt, acoustic)
+    if texts is not None:
+        try:
+            data = texts.read_bytes()
+        except OSError as exc:
+            raise fail(f"{texts}: cannot read ({exc.strerror or exc})") from None
+        text_source = items_from_lines(data, str(texts), texts_format)
+    else:
+        assert transcripts is not None
+        text_source = items_from_dir(transcripts)
+    if not quiet:
+        for note in text_source.notes:
+            say(err_console, ("note: ", "dim"), (note, "dim"))
+    by_id = {item.id: item for item in mark_duplicates(text_source.items)}
+    model = load_acoustic(
+        acoustic,
+        LoadOptions(
+            target_mel=cfg, device=device, weights=acoustic_weights, offline=offline or None, verify=not no_verify,
+            seed=seed, options=model_options, notify=notifier(quiet),
+        ),
+    )  # fmt: skip
+    mel_bridge = bridge(model.mel_config, cfg, model.name)
+    if mel_bridge.explanation and not quiet:
+        say(err_console, ("note: " + mel_bridge.explanation, "dim"))
+    return GtaExtractor(model, mel_bridge, by_id, cfg, device, options, strict=strict)
 
 
 def _render(report: Report, cfg: MelConfig, source: str, device: str, quiet: bool) -> None:
