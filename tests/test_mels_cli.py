@@ -13,6 +13,7 @@ import soundfile as sf
 import torch
 from typer.testing import CliRunner
 
+from tests.conftest import requires_cuda
 from tests.helpers import tiny_weights, tone, write
 from tests.test_mel import reference_mel
 from vocoder_cli.cli.app import app
@@ -142,3 +143,16 @@ def test_bad_inputs_are_named_and_the_batch_goes_on(tmp_path: Path, weights: Pat
     assert "short.wav: too short (220 samples at 22050 Hz; needs > 384)" in result.stderr
     assert "broken.wav" in result.stderr and "1 file written" in result.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.npy", "mel_config.json"]
+
+
+@requires_cuda
+def test_cuda_equals_cpu(tmp_path: Path, weights: Path) -> None:
+    src = tmp_path / "in"
+    for i, seconds in enumerate((0.3, 1.0, 2.5)):
+        write(src / f"{i}.wav", tone(seconds, SR, freq=200.0 + 50 * i), SR)
+    for device in ("cpu", "cuda"):
+        result = run(str(src), str(tmp_path / device), "--weights", str(weights), "--device", device)
+        assert result.exit_code == 0, result.output
+    for i in range(3):
+        cpu, gpu = np.load(tmp_path / "cpu" / f"{i}.npy"), np.load(tmp_path / "cuda" / f"{i}.npy")
+        assert cpu.shape == gpu.shape and np.abs(cpu - gpu).max() <= 1e-5  # float64 STFT on both
