@@ -21,8 +21,15 @@ What it checks (every number is printed; the exit code is 1 when one is over its
    then ``log(clamp(x, 1e-5))``) against our ``MelSpectrogram`` with the ``tacotron2-lj`` mel config, on
    real speech when ``--audio`` names a folder of audio files.
 
+4. Teacher-forced forward (GTA mels). torchaudio's ``Tacotron2.forward(tokens, token_lengths, mels,
+   mel_lengths)`` against our ``Tacotron2.teacher_forced`` on the same random state dict, with random "true"
+   mels as decoder input: mels before and after the postnet, stop-token logits and alignments (tolerance
+   1e-4), with (a) the same global seed and (b) replayed dropout masks; and per item, torchaudio's forward on
+   the item alone against our batched ``teacher_forced_trimmed`` with masks replayed from the lone run.
+
 ``--write-fixture PATH`` also saves a tiny random-weight torchaudio Tacotron2, its inputs, the dropout
-masks it drew and its outputs, so the test suite checks our network against torchaudio without it.
+masks it drew and its outputs, so the test suite checks our network against torchaudio without it;
+``--write-tf-fixture PATH`` saves the same for the teacher-forced forward.
 """
 
 from __future__ import annotations
@@ -246,6 +253,95 @@ def check_mels(audio: Path | None) -> bool:
     return ok
 
 
+def tf_inputs(n_mels: int, seed: int = 11) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Tokens and lengths of TEXTS (descending) and random log-mel-like decoder inputs [B, n_mels, T] with
+    per-item lengths (the padded frames are zero, as a collate function leaves them)."""
+    tokens, lengths = tokens_for(TEXTS)
+    gen = torch.Generator().manual_seed(seed)
+    mel_lengths = torch.tensor([37, 29, 23][: len(TEXTS)])
+    mels = torch.randn(len(TEXTS), n_mels, int(mel_lengths.max()), generator=gen) * 2.0 - 5.0
+    for i, n in enumerate(mel_lengths.tolist()):
+        mels[i, :, n:] = 0.0
+    return tokens, lengths, mels, mel_lengths
+
+
+def run_torchaudio_tf(model: torch.nn.Module, tokens, lengths, mels, mel_lengths) -> dict[str, torch.Tensor]:  # noqa: ANN001
+    before, after, gates, alignments = model(tokens, lengths, mels, mel_lengths)
+    return {"mels": before, "mels_postnet": after, "gates": gates, "alignments": alignments}
+
+
+def run_ours_tf(model: Tacotron2, tokens, lengths, mels) -> dict[str, torch.Tensor]:  # noqa: ANN001
+    before, after, gates, alignments = model.teacher_forced(tokens, lengths, mels)
+    return {"mels": before, "mels_postnet": after, "gates": gates, "alignments": alignments}
+
+
+def compare_tf(label: str, ta: dict[str, torch.Tensor], ours: dict[str, torch.Tensor]) -> bool:
+    errors = {key: max_diff(ta[key], ours[key]) for key in ta}
+    ok = all(e <= TOLERANCE for e in errors.values())
+    shown = ", ".join(f"{k} {v:.2e}" for k, v in errors.items())
+    print(f"  {label}: shapes {tuple(ta['mels_postnet'].shape)}; max |diff| {shown} -> {'OK' if ok else 'FAIL'}")
+    return ok
+
+
+def check_teacher_forced() -> bool:
+    print("4. teacher-forced forward (torchaudio Tacotron2.forward vs ours, random LJSpeech-shaped weights)")
+    torch.manual_seed(0)
+    ta = torchaudio.models.Tacotron2(**LJ_PARAMS).eval()
+    randomise(ta, 1)
+    ours = Tacotron2(our_config(LJ_PARAMS)).eval()
+    ours.load_state_dict(ta.state_dict(), strict=True)
+    tokens, lengths, mels, mel_lengths = tf_inputs(LJ_PARAMS["n_mels"])
+    ok = True
+    with torch.inference_mode():
+        torch.manual_seed(7)
+        expected = run_torchaudio_tf(ta, tokens, lengths, mels, mel_lengths)
+        torch.manual_seed(7)
+        ok &= compare_tf("(a) same global seed", expected, run_ours_tf(ours, tokens, lengths, mels))
+        with recorded_dropout(None) as masks:
+            expected = run_torchaudio_tf(ta, tokens, lengths, mels, mel_lengths)
+        with recorded_dropout(masks) as replayed:
+            got = run_ours_tf(ours, tokens, lengths, mels)
+        ok &= len(replayed) == len(masks)
+        ok &= compare_tf(f"(b) replayed dropout masks ({len(masks)})", expected, got)
+        worst = 0.0
+        for i in range(len(TEXTS)):  # each item alone in torchaudio vs the batch in ours (per-item masks)
+            n, t = int(mel_lengths[i]), int(lengths[i])
+            with recorded_dropout(None, seed=20 + i) as alone_masks:
+                alone = run_torchaudio_tf(ta, tokens[i : i + 1, :t], lengths[i : i + 1], mels[i : i + 1, :, :n],
+                                          mel_lengths[i : i + 1])  # fmt: skip
+            with recorded_dropout(alone_masks):
+                trimmed = ours.teacher_forced_trimmed(tokens[i : i + 1, :t], lengths[i : i + 1], [mels[i, :, :n]])
+            worst = max(worst, max_diff(alone["mels_postnet"][0], trimmed[0]))
+        item_ok = worst <= TOLERANCE
+        print(f"  per item (torchaudio alone vs ours trimmed): frames {mel_lengths.tolist()} kept exactly; "
+              f"max |diff| {worst:.2e} -> {'OK' if item_ok else 'FAIL'}")  # fmt: skip
+        ok &= item_ok
+    return ok
+
+
+def write_tf_fixture(path: Path) -> None:
+    """A tiny torchaudio Tacotron2, teacher-forced inputs, the dropout masks its forward drew and its outputs."""
+    from safetensors.torch import save_file
+
+    torch.manual_seed(3)
+    ta = torchaudio.models.Tacotron2(**TINY).eval()
+    randomise(ta, 4)
+    tokens, lengths, mels, mel_lengths = tf_inputs(TINY["n_mels"])
+    tensors = {"input.tokens": tokens, "input.lengths": lengths, "input.mels": mels, "input.mel_lengths": mel_lengths}
+    with torch.inference_mode():
+        tensors |= {f"state.{k}": v.detach().clone() for k, v in ta.state_dict().items()}
+        with recorded_dropout(None, seed=5) as masks:
+            expected = run_torchaudio_tf(ta, tokens, lengths, mels, mel_lengths)
+    tensors |= {f"tf.{k}": v.contiguous() for k, v in expected.items()}
+    tensors["tf.masks"] = torch.cat([m.flatten() for m in masks]).to(torch.uint8)
+    meta = {"config": json.dumps(TINY), "mask_shapes": json.dumps([list(m.shape) for m in masks]),
+            "torchaudio": torchaudio.__version__, "torch": torch.__version__,
+            "made_by": "scripts/check_tacotron2_equivalence.py --write-tf-fixture"}  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path), metadata=meta)
+    print(f"teacher-forced fixture: {path} ({path.stat().st_size:,} bytes, {len(masks)} dropout masks)")
+
+
 TINY = dict(
     mask_padding=False, n_mels=80, n_frames_per_step=1, symbol_embedding_dim=16, encoder_embedding_dim=16,
     encoder_n_convolution=2, encoder_kernel_size=5, decoder_rnn_dim=24, decoder_max_step=60,
@@ -296,16 +392,23 @@ def main() -> int:
     parser.add_argument("--max-steps", type=int, default=300, help="decoder max steps for the check (speed)")
     parser.add_argument("--audio", type=Path, help="folder of 22.05 kHz speech for the mel check")
     parser.add_argument("--write-fixture", type=Path, help="save the tiny reference for tests/")
-    parser.add_argument("--fixture-only", action="store_true", help="only write the fixture")
+    parser.add_argument("--write-tf-fixture", type=Path, help="save the tiny teacher-forced reference for tests/")
+    parser.add_argument("--fixture-only", action="store_true", help="only write the fixture(s)")
     args = parser.parse_args()
     if args.fixture_only:
-        write_fixture(args.write_fixture or Path("tests/data/tacotron2_tiny_torchaudio.safetensors"))
+        if args.write_tf_fixture:
+            write_tf_fixture(args.write_tf_fixture)
+        else:
+            write_fixture(args.write_fixture or Path("tests/data/tacotron2_tiny_torchaudio.safetensors"))
         return 0
     ok = check_network(args)
     ok &= check_text()
     ok &= check_mels(args.audio)
+    ok &= check_teacher_forced()
     if args.write_fixture:
         write_fixture(args.write_fixture)
+    if args.write_tf_fixture:
+        write_tf_fixture(args.write_tf_fixture)
     print("ALL OK" if ok else "SOME CHECKS FAILED")
     return 0 if ok else 1
 

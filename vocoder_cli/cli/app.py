@@ -8,6 +8,7 @@ from vocoder_cli import __version__
 from vocoder_cli.cli import (
     bench,
     export,
+    mels,
     prepare,
     report,
     resynth,
@@ -41,6 +42,7 @@ def _root(
 
 app.command("resynth")(resynth.resynth)
 app.command("tts")(tts.tts)
+app.command("mels")(mels.mels)
 app.add_typer(weights.app, name="weights")
 app.add_typer(prepare.app, name="prepare")
 app.command("train")(train.train)

@@ -168,14 +168,7 @@ def _check_stream_usage(
 
 def _render(report: Report, weights: str, device: str, quiet: bool) -> None:
     """Per-item rows (names as literal, visible text), then the summary line unless ``quiet``."""
-    for job in report.renamed:
-        row(err_console, "renamed", "cyan", job.source, " -> ", job.target, " (another input has the same name)")
-    for warning in report.warnings:
-        row(err_console, "warning", "yellow", warning.source, ": ", warning.reason)
-    for refused in report.refused:
-        row(err_console, "refused", "red", refused.source, ": ", refused.reason)
-    for failure in report.failures:
-        row(err_console, "failed", "red", failure.source, ": ", failure.reason)
+    render_rows(report)
     if quiet:
         return
     counts = outcome_parts(
@@ -191,3 +184,16 @@ def _render(report: Report, weights: str, device: str, quiet: bool) -> None:
         err_console, *counts, " | ", timing(report.audio_seconds, report.wall_seconds, rtf), " | ",
         Path(weights).name, " on ", device,
     )  # fmt: skip
+
+
+def render_rows(report: Report) -> None:
+    """One stderr row per renamed, warned, refused or failed item (names as literal, visible text); used by
+    every command that runs resynth's jobs (resynth, mels)."""
+    for job in report.renamed:
+        row(err_console, "renamed", "cyan", job.source, " -> ", job.target, " (another input has the same name)")
+    for warning in report.warnings:
+        row(err_console, "warning", "yellow", warning.source, ": ", warning.reason)
+    for refused in report.refused:
+        row(err_console, "refused", "red", refused.source, ": ", refused.reason)
+    for failure in report.failures:
+        row(err_console, "failed", "red", failure.source, ": ", failure.reason)

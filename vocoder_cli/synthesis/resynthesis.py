@@ -128,21 +128,23 @@ def plan_jobs(
     from_mels: bool = False,
     out_ext: str = ".wav",
     policy: OutputPolicy | None = None,
+    single_exts: frozenset[str] = AUDIO_EXTENSIONS,
 ) -> list[Job]:
     """Map each input (file, folder, or ``-``) to an output path mirroring relative names.
 
     ``output`` is a folder (created), a single file (only with one input file), or ``-`` (stdout,
-    only with one input). Folder inputs are searched recursively. Raises :class:`OutputError` before any
+    only with one input; a file is told from a folder by a suffix in ``single_exts``). Folder inputs are searched recursively. Raises :class:`OutputError` before any
     work when inputs and output overlap, or when a single output file exists and ``policy`` refuses it;
     inputs whose output names collide keep their source extension, or are refused (``Job.problem``).
     """
     exts = MEL_EXTENSIONS if from_mels else AUDIO_EXTENSIONS
     policy = policy or OutputPolicy()
     single_file_out = output == STDIO or (
-        not Path(output).is_dir() and Path(output).suffix.lower() in AUDIO_EXTENSIONS
+        not Path(output).is_dir() and Path(output).suffix.lower() in single_exts
     )
     if not single_file_out and Path(output).exists() and not Path(output).is_dir():
-        raise OutputError(f"{output}: exists and is not a folder (give a folder, or an audio file name for one input)")
+        kind = "an audio file" if single_exts == AUDIO_EXTENSIONS else f"a {'/'.join(sorted(single_exts))} file"
+        raise OutputError(f"{output}: exists and is not a folder (give a folder, or {kind} name for one input)")
     check_separate(inputs, output, output_is_folder=not single_file_out)
     pairs: list[tuple[str, Path]] = []
     for item in inputs:

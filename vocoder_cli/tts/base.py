@@ -49,6 +49,19 @@ class AcousticModel(Protocol):
     def infer(self, texts: Sequence[str]) -> list[AcousticOutput]: ...
 
 
+@runtime_checkable
+class TeacherForced(Protocol):
+    """An acoustic model that can also run teacher-forced (ground-truth-aligned, GTA): besides
+    :class:`AcousticModel`'s members it has ``teacher_force``.
+
+    ``teacher_force(texts, mels)`` gets prepared texts (from its own ``prepare``) and each recording's log-mel
+    ``[n_mels, T_i]`` computed in the model's ``mel_config``, and returns one mel per item with exactly
+    ``T_i`` frames: the model's prediction of each frame given the true frames before it (and the text).
+    ``vocoder mels --teacher-forced`` refuses a result of another length (never trims it)."""
+
+    def teacher_force(self, texts: Sequence[str], mels: Sequence[torch.Tensor]) -> list[torch.Tensor]: ...
+
+
 @dataclass(frozen=True)
 class LoadOptions:
     """What every acoustic-model factory receives."""

@@ -148,30 +148,47 @@ class Decoder(nn.Module):
         self.linear_projection = nn.Linear(cfg.decoder_rnn_dim + enc, cfg.n_mels)
         self.gate_layer = nn.Linear(cfg.decoder_rnn_dim + enc, 1)
 
-    def infer(self, memory: Tensor, lengths: Tensor, max_steps: int | None = None) -> DecoderOutput:
+    def _start(self, memory: Tensor, lengths: Tensor) -> tuple[list[Tensor], Tensor, Tensor]:
+        """The zero state before the first step: [att_h, att_c, dec_h, dec_c, weights, weights_cum, context],
+        the memory's projection [B, T_text, hidden] and the padding mask [B, T_text] (True on padding)."""
         cfg = self.cfg
         batch, t_text = memory.shape[:2]
         zeros = memory.new_zeros
         pad_mask = torch.arange(t_text, device=memory.device)[None, :] >= lengths.to(memory.device)[:, None]
-        att_h, att_c = zeros(batch, cfg.attention_rnn_dim), zeros(batch, cfg.attention_rnn_dim)
-        dec_h, dec_c = zeros(batch, cfg.decoder_rnn_dim), zeros(batch, cfg.decoder_rnn_dim)
-        weights, weights_cum = zeros(batch, t_text), zeros(batch, t_text)
-        context = zeros(batch, cfg.encoder_embedding_dim)
-        processed_memory = self.attention_layer.memory_layer(memory)
-        frame = zeros(batch, cfg.n_mels)
+        state = [
+            zeros(batch, cfg.attention_rnn_dim), zeros(batch, cfg.attention_rnn_dim),
+            zeros(batch, cfg.decoder_rnn_dim), zeros(batch, cfg.decoder_rnn_dim),
+            zeros(batch, t_text), zeros(batch, t_text), zeros(batch, cfg.encoder_embedding_dim),
+        ]  # fmt: skip
+        return state, self.attention_layer.memory_layer(memory), pad_mask
+
+    def _step(
+        self, x: Tensor, state: list[Tensor], memory: Tensor, processed_memory: Tensor, pad_mask: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor, list[Tensor]]:
+        """One decoder step from a prenet output ``x`` [B, prenet_dim]: (frame [B, n_mels], gate logit [B, 1],
+        attention weights [B, T_text], new state), torchaudio's ``_Decoder.decode`` in eval mode."""
+        att_h, att_c, dec_h, dec_c, weights, weights_cum, context = state
+        att_h, att_c = self.attention_rnn(torch.cat((x, context), -1), (att_h, att_c))
+        weights_cat = torch.cat((weights.unsqueeze(1), weights_cum.unsqueeze(1)), dim=1)
+        context, weights = self.attention_layer(att_h, memory, processed_memory, weights_cat, pad_mask)
+        weights_cum = weights_cum + weights
+        dec_h, dec_c = self.decoder_rnn(torch.cat((att_h, context), -1), (dec_h, dec_c))
+        hidden_context = torch.cat((dec_h, context), dim=1)
+        frame = self.linear_projection(hidden_context)
+        gate = self.gate_layer(hidden_context)
+        return frame, gate, weights, [att_h, att_c, dec_h, dec_c, weights, weights_cum, context]
+
+    def infer(self, memory: Tensor, lengths: Tensor, max_steps: int | None = None) -> DecoderOutput:
+        """Free-running: each step reads the frame it predicted last."""
+        cfg = self.cfg
+        batch = memory.shape[0]
+        state, processed_memory, pad_mask = self._start(memory, lengths)
+        frame = memory.new_zeros(batch, cfg.n_mels)
         out_lengths = torch.zeros(batch, dtype=torch.int32, device=memory.device)
         finished = torch.zeros(batch, dtype=torch.bool, device=memory.device)
         frames, gates, aligns = [], [], []
         for _ in range(max_steps or cfg.decoder_max_step):
-            x = self.prenet(frame)
-            att_h, att_c = self.attention_rnn(torch.cat((x, context), -1), (att_h, att_c))
-            weights_cat = torch.cat((weights.unsqueeze(1), weights_cum.unsqueeze(1)), dim=1)
-            context, weights = self.attention_layer(att_h, memory, processed_memory, weights_cat, pad_mask)
-            weights_cum = weights_cum + weights
-            dec_h, dec_c = self.decoder_rnn(torch.cat((att_h, context), -1), (dec_h, dec_c))
-            hidden_context = torch.cat((dec_h, context), dim=1)
-            frame = self.linear_projection(hidden_context)
-            gate = self.gate_layer(hidden_context)
+            frame, gate, weights, state = self._step(self.prenet(frame), state, memory, processed_memory, pad_mask)
             frames.append(frame)
             gates.append(gate.squeeze(1))
             aligns.append(weights)
@@ -185,6 +202,27 @@ class Decoder(nn.Module):
             gates=torch.stack(gates, dim=1),
             alignments=torch.stack(aligns, dim=1),
             stopped=finished,
+        )
+
+    def teacher_forced(self, memory: Tensor, lengths: Tensor, mels: Tensor) -> DecoderOutput:
+        """Teacher-forced (torchaudio's ``_Decoder.forward``): step t reads the true frame t-1 of ``mels``
+        [B, n_mels, T] (a zero frame first), so the output has exactly T frames. The prenet runs once over
+        all T frames [T, B, n_mels] before the loop, as there, so its dropout draws come in the same order."""
+        batch, _, steps = mels.shape
+        state, processed_memory, pad_mask = self._start(memory, lengths)
+        inputs = self.prenet(torch.cat((mels.new_zeros(1, batch, self.cfg.n_mels), mels.permute(2, 0, 1)), dim=0))
+        frames, gates, aligns = [], [], []
+        for t in range(steps):
+            frame, gate, weights, state = self._step(inputs[t], state, memory, processed_memory, pad_mask)
+            frames.append(frame)
+            gates.append(gate.squeeze(1))
+            aligns.append(weights)
+        return DecoderOutput(
+            mels=torch.stack(frames, dim=2),
+            lengths=torch.full((batch,), steps, dtype=torch.int32, device=memory.device),
+            gates=torch.stack(gates, dim=1),
+            alignments=torch.stack(aligns, dim=1),
+            stopped=torch.ones(batch, dtype=torch.bool, device=memory.device),
         )
 
 
@@ -257,3 +295,29 @@ class Tacotron2(nn.Module):
             mel = out.mels[i : i + 1, :, :n]
             mels.append((mel + self.postnet(mel))[0])
         return mels, out.stopped.tolist()
+
+    def teacher_forced(
+        self, tokens: Tensor, lengths: Tensor | None, mels: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """torchaudio's ``Tacotron2.forward`` (its LJSpeech model has ``mask_padding=False``): the padded batch
+        with the true mels [B, n_mels, T] as decoder input -> (mels before the postnet, after it
+        [B, n_mels, T], stop-token logits [B, T], alignments [B, T, T_text])."""
+        if lengths is None:
+            lengths = torch.full((tokens.shape[0],), tokens.shape[1], dtype=torch.int64, device=tokens.device)
+        memory = self.encoder(self.embedding(tokens).transpose(1, 2), lengths)
+        out = self.decoder.teacher_forced(memory, lengths, mels)
+        return out.mels, out.mels + self.postnet(out.mels), out.gates, out.alignments
+
+    def teacher_forced_trimmed(self, tokens: Tensor, lengths: Tensor, mels: list[Tensor]) -> list[Tensor]:
+        """Per item: its teacher-forced (GTA) mel [n_mels, T_i] from its true mel [n_mels, T_i], exactly T_i
+        frames, independent of its batch-mates as in :meth:`infer_trimmed` (padding zeroed in the encoder,
+        the postnet on each item's own frames; the decoder never reads past an item's own frames)."""
+        longest = max(m.shape[-1] for m in mels)
+        batch = torch.stack([F.pad(m, (0, longest - m.shape[-1])) for m in mels]).to(tokens.device)
+        memory = self.encoder(self.embedding(tokens).transpose(1, 2), lengths, mask_padding=True)
+        out = self.decoder.teacher_forced(memory, lengths, batch)
+        result = []
+        for i, mel in enumerate(mels):
+            own = out.mels[i : i + 1, :, : mel.shape[-1]]
+            result.append((own + self.postnet(own))[0])
+        return result

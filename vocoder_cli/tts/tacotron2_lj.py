@@ -186,16 +186,34 @@ class Tacotron2LJ:
 
     @torch.inference_mode()
     def infer(self, texts: Sequence[str]) -> list[AcousticOutput]:
-        ids = [encode(t) for t in texts]
-        lengths = torch.tensor([len(i) for i in ids], dtype=torch.int64)
-        tokens = torch.zeros(len(ids), int(lengths.max()), dtype=torch.int64)
-        for row, seq in enumerate(ids):
-            tokens[row, : len(seq)] = torch.tensor(seq)
+        tokens, lengths = _tokens(texts)
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):  # seeding here leaves the caller's generator alone
             torch.manual_seed(self.seed)
             mels, stopped = self.net.infer_trimmed(tokens.to(self.device), lengths, self.max_steps)
         return [AcousticOutput(m.float().cpu(), not s) for m, s in zip(mels, stopped)]
+
+    @torch.inference_mode()
+    def teacher_force(self, texts: Sequence[str], mels: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """GTA mels: torchaudio's ``Tacotron2.forward`` with each recording's mel [n_mels, T_i] (centred
+        framing, this model's) as decoder input; [n_mels, T_i] each, on the CPU. The prenet's dropout stays on,
+        seeded per batch like :meth:`infer`."""
+        tokens, lengths = _tokens(texts)
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self.seed)
+            out = self.net.teacher_forced_trimmed(tokens.to(self.device), lengths, [m.to(self.device) for m in mels])
+        return [m.float().cpu() for m in out]
+
+
+def _tokens(texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Zero-padded symbol ids [B, T_text] and lengths [B]."""
+    ids = [encode(t) for t in texts]
+    lengths = torch.tensor([len(i) for i in ids], dtype=torch.int64)
+    tokens = torch.zeros(len(ids), int(lengths.max()), dtype=torch.int64)
+    for row, seq in enumerate(ids):
+        tokens[row, : len(seq)] = torch.tensor(seq)
+    return tokens, lengths
 
 
 def parse_options(options: dict[str, str]) -> tuple[int, int]:
