@@ -10,7 +10,6 @@ import torch
 from tests.conftest import requires_data
 from vocoder_cli.metrics.base import MetricError
 from vocoder_cli.metrics.signal import (
-    MSTFT_RESOLUTIONS,
     banded_dtw,
     load_pyworld,
     lsd,
@@ -44,7 +43,7 @@ def test_mstft_equals_an_auraloss_style_torch_computation(rng: np.random.Generat
     ref = (0.3 * np.sin(2 * np.pi * 220 * t) + 0.01 * rng.standard_normal(SR)).astype(np.float32)
     gen = _noisy(ref, 10)
     expected = 0.0
-    for n_fft, hop, win in MSTFT_RESOLUTIONS:
+    for n_fft, hop, win in ((1024, 120, 600), (2048, 240, 1200), (512, 50, 240)):  # auraloss / BigVGAN
         r, g = _torch_mag(ref, n_fft, hop, win), _torch_mag(gen, n_fft, hop, win)
         expected += float(torch.linalg.norm(r - g) / torch.linalg.norm(r) + torch.mean(torch.abs(r.log() - g.log())))
     assert mstft(ref, gen, SR)["mstft"] == pytest.approx(expected / 3, rel=1e-9)
