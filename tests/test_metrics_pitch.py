@@ -128,6 +128,14 @@ def test_hysteresis_drops_weak_runs_and_keeps_strong_ones() -> None:
     assert voiced(outlier).tolist() == [True] * 8 + [False, True]  # an octave jump needs more confidence
 
 
+def test_hysteresis_thresholds_are_torchcrepes() -> None:
+    """torchcrepe.threshold.Hysteresis(lower_bound=0.19, upper_bound=0.31), written out: on a steady pitch
+    a frame is voiced from periodicity 0.19 on, and a run is kept only where it passes 0.31."""
+    periodicity = np.array([0.0, 0.195, 0.32, 0.195, 0.0, 0.185, 0.9, 0.185, 0.0, 0.2, 0.305, 0.2, 0.0])
+    track = PitchTrack(np.full(periodicity.size, 200.0), periodicity)
+    assert voiced(track).astype(int).tolist() == [0, 1, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]
+
+
 def test_target_frames_follow_cargan() -> None:
     assert target_frames(22050, 22050) == 22050 // 256
     assert target_frames(16000, 16000) == 22050 // 256  # one frame per 256 samples at 22.05 kHz, any rate
