@@ -15,7 +15,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from tests.conftest import REPO, require_module
+from tests.conftest import REPO, require_module, require_shared_weights
 from tests.helpers import tone, write
 from vocoder_cli.errors import WeightsError
 from vocoder_cli.metrics.base import MetricError
@@ -61,8 +61,7 @@ def random_model(cfg: NisqaConfig, seed: int = 0) -> Nisqa:
 
 @pytest.fixture(scope="module")
 def weights() -> Path:
-    if not all((WEIGHTS / f).is_file() for f in FILES.values()):
-        pytest.skip(f"needs the NISQA weights copies in ../shared/weights/nisqa (not found at {WEIGHTS})")
+    require_shared_weights(*(f"nisqa/{f}" for f in FILES.values()))
     return WEIGHTS
 
 

