@@ -42,7 +42,7 @@ class Mutant:
 MEL, GEN, SIGNAL = "vocoder_cli/mel.py", "vocoder_cli/models/generator.py", "vocoder_cli/metrics/signal.py"
 PITCH, SUMMARY, RUNNER = "vocoder_cli/metrics/pitch.py", "vocoder_cli/metrics/summary.py", "vocoder_cli/metrics/runner.py"
 REFERENCE, VOCODER = "vocoder_cli/metrics/reference.py", "vocoder_cli/synthesis/vocoder.py"
-STREAMING = "vocoder_cli/synthesis/streaming.py"
+STREAMING, CREPE = "vocoder_cli/synthesis/streaming.py", "vocoder_cli/models/crepe.py"
 OUTSIDE, SIGNAL_T = "tests/test_metrics_outside.py", "tests/test_metrics_signal.py"
 
 MUTANTS: tuple[Mutant, ...] = (
@@ -53,9 +53,9 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("mel-mag-eps", MEL, "mag_eps: float = 1e-9", "mag_eps: float = 1e-6",
            ("tests/test_mel.py",), "quiet bins of every mel change"),
     Mutant("generator-no-tanh", GEN, "return torch.tanh(x)", "return x",
-           ("tests/test_models.py",), "the waveform is no longer bounded to [-1, 1]"),
+           ("tests/test_models.py", "-k", "output_shape"), "the waveform is no longer bounded to [-1, 1]"),
     Mutant("receptive-field-short", VOCODER, "return half + 3  # conv_pre", "return half + 2  # conv_pre",
-           ("tests/test_models.py", "tests/test_inference.py"), "chunked synthesis gets one frame too little context"),
+           ("tests/test_models.py", "-k", "receptive"), "chunked synthesis gets one frame too little context"),
     Mutant("stream-lookahead-short", STREAMING, "return receptive_field_frames(cfg) if cfg",
            "return receptive_field_frames(cfg) - 1 if cfg",
            ("tests/test_streaming.py", "-k", "lookahead or v3 or latency"), "streaming is no longer exact"),
@@ -73,9 +73,9 @@ MUTANTS: tuple[Mutant, ...] = (
            "mc_ref = world_mel_cepstra(ref, sr)\n    mc_gen = world_mel_cepstra(gen, sr)",
            (OUTSIDE, "-k", "mcd"), "MCD counts the energy coefficient c0"),
     Mutant("mcd-order-13", SIGNAL, "MCEP_ORDER = 24", "MCEP_ORDER = 13",
-           (OUTSIDE, "-k", "mcd"), "MCD over 13 instead of 24 coefficients"),
+           (SIGNAL_T, OUTSIDE, "-k", "order_24 or mcd_frame"), "MCD over 13 instead of 24 coefficients"),
     Mutant("mcd-frame-10ms", SIGNAL, "FRAME_PERIOD_MS = 5.0", "FRAME_PERIOD_MS = 10.0",
-           (SIGNAL_T, OUTSIDE, "-k", "mcd or frame"), "MCD averaged over 10 ms frames"),
+           (SIGNAL_T, OUTSIDE, "-k", "order_24 or mcd_frame"), "MCD averaged over 10 ms frames"),
     Mutant("mcd-dtw-no-band", SIGNAL, "DTW_BAND_SECONDS = 0.2", "DTW_BAND_SECONDS = 0.0",
            (OUTSIDE, "-k", "dtw"), "MCD-DTW silently becomes the frame-aligned MCD"),
     Mutant("mcep-alpha", SIGNAL, "for alpha in np.arange(0.0, 1.0, 0.001):", "for alpha in np.arange(0.0, 1.0, 0.01):",
@@ -83,7 +83,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("lsd-hop", SIGNAL, "LSD_FFT, LSD_HOP = 2048, 512", "LSD_FFT, LSD_HOP = 2048, 256",
            (SIGNAL_T, "-k", "lsd"), "LSD over other frames"),
     Mutant("sisdr-not-zero-mean", SIGNAL, "ref, gen = ref - ref.mean(), gen - gen.mean()", "pass",
-           (SIGNAL_T, "-k", "sisdr"), "SI-SDR counts a DC offset"),
+           (SIGNAL_T, OUTSIDE, "-k", "sisdr"), "SI-SDR counts a DC offset"),
     Mutant("t-vs-z-interval", SUMMARY, "half = t_quantile_975(n - 1) * std", "half = 1.959963984540054 * std",
            ("tests/test_metrics_runner.py", "-k", "interval or quantile"), "95% intervals too narrow for few files"),
     Mutant("summary-std-ddof0", SUMMARY, "/ (n - 1))", "/ n)",
@@ -100,7 +100,9 @@ MUTANTS: tuple[Mutant, ...] = (
            "LOWER, UPPER, WIDTH, STDS = 0.19, 0.3, 0.2, 1.7",
            ("tests/test_metrics_pitch.py", "-k", "hysteresis"), "weak voiced runs kept"),
     Mutant("crepe-silence-db", PITCH, "SILENCE_DB = -60.0", "SILENCE_DB = -50.0",
-           ("tests/test_metrics_pitch.py", "-k", "silence or loudness"), "quiet voiced frames read as silence"),
+           ("tests/test_metrics_pitch.py", "-k", "silence_threshold"), "quiet voiced frames read as silence"),
+    Mutant("crepe-flatten-order", CREPE, "x = x[:, :, 0, :].transpose(1, 2).reshape(", "x = x[:, :, 0, :].reshape(",
+           ("tests/test_metrics_pitch.py", "-k", "random_weights"), "CREPE's classifier reads its features shuffled"),
 )
 
 

@@ -136,6 +136,20 @@ def test_hysteresis_thresholds_are_torchcrepes() -> None:
     assert voiced(track).astype(int).tolist() == [0, 1, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]
 
 
+def test_silence_threshold_is_torchcrepes_minus_60_db() -> None:
+    """torchcrepe.threshold.Silence(-60.): frames under -60 dB (A-weighted loudness) get periodicity 0.
+    A random tiny CREPE (periodicity ~0.5 everywhere, no download) on white noise at -57 and -68 dB."""
+    from vocoder_cli.metrics.pitch import prepare
+    from vocoder_cli.models.crepe import Crepe
+
+    noise = np.random.default_rng(0).standard_normal(CREPE_RATE)
+    quiet, silent = (1e-3 * noise).astype(np.float32), (3e-4 * noise).astype(np.float32)
+    assert -60 < loudness(prepare(quiet, CREPE_RATE)).min() and loudness(prepare(silent, CREPE_RATE)).max() < -60
+    torch.manual_seed(0)
+    heard, unheard = PitchTracker(Crepe("tiny").eval()).tracks([quiet, silent], CREPE_RATE)
+    assert heard.periodicity.min() > 0.1 and np.all(unheard.periodicity == 0.0)
+
+
 def test_target_frames_follow_cargan() -> None:
     assert target_frames(22050, 22050) == 22050 // 256
     assert target_frames(16000, 16000) == 22050 // 256  # one frame per 256 samples at 22.05 kHz, any rate

@@ -72,6 +72,15 @@ def test_sisdr_is_the_snr_of_an_orthogonal_error_and_scale_invariant(rng: np.ran
         sisdr(np.zeros(SR), ref, SR)
 
 
+@requires_data
+def test_mel_cepstra_are_order_24_every_5_ms(speech_22k: tuple[np.ndarray, int]) -> None:
+    """MCD's analysis (docs/metrics.md): WORLD frames every 5 ms from t = 0, mel-cepstrum c0..c24."""
+    from vocoder_cli.metrics.signal import world_mel_cepstra
+
+    x, sr = speech_22k
+    assert world_mel_cepstra(x[:sr].astype(np.float64), sr).shape == (201, 25)  # 1 s: 1000 / 5 + 1 frames
+
+
 def test_mcep_alpha_matches_sptk_values() -> None:
     assert mcep_alpha(16000) == 0.41
     assert mcep_alpha(22050) == 0.455

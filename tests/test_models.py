@@ -78,6 +78,11 @@ def test_weight_norm_folding_preserves_the_function() -> None:
     torch.testing.assert_close(before, after, atol=1e-6, rtol=0)
 
 
+def test_receptive_field_frames_of_the_official_architectures() -> None:
+    """The context chunked and streamed synthesis keep (docs/performance.md): 15 frames for V1/V2, 12 for V3."""
+    assert [receptive_field_frames(generator_preset(n)) for n in ("v1", "v2", "v3")] == [15, 15, 12]
+
+
 @pytest.mark.parametrize("name", ["v1", "v3"])
 def test_receptive_field_bound_covers_the_real_one(name: str) -> None:
     """Perturb one frame: no output sample further than the bound may change."""
