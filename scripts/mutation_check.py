@@ -10,6 +10,7 @@ mutant no longer applies because the source changed: update its text here), 0 wh
     python scripts/mutation_check.py                 # all mutants, a Markdown table on stdout
     python scripts/mutation_check.py mcd-no-sqrt2    # only the named ones
     python scripts/mutation_check.py --list
+    python scripts/mutation_check.py --baseline      # instead: each selection must pass without a mutant
 
 Run it before each release; docs/testing.md has the last result.
 """
@@ -123,6 +124,20 @@ def copy_tree(dest: Path) -> None:
         (dest / ".test-cache").symlink_to(cache)
 
 
+def run_tests(tree: Path, tests: tuple[str, ...], timeout: float) -> tuple[int | None, float, str]:
+    """pytest on ``tests`` in ``tree``: (exit status or None on timeout, seconds, pytest's last line)."""
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONPATH=str(tree), VOCODER_TEST_DATA=str(REPO.parent / "shared" / "data"),
+               VOCODER_TEST_DATA_DIR=str(REPO / ".test-cache" / "data"))
+    start = time.monotonic()
+    try:
+        done = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+                              cwd=tree, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None, time.monotonic() - start, f"over {timeout:.0f} s"
+    lines = (done.stdout + done.stderr).strip().splitlines()
+    return done.returncode, time.monotonic() - start, lines[-1] if lines else ""
+
+
 def run_mutant(tree: Path, mutant: Mutant, timeout: float) -> tuple[str, float, str]:
     """Apply, run, restore. Returns (killed | survived | stale | timeout, seconds, last line of pytest)."""
     path = tree / mutant.path
@@ -130,25 +145,20 @@ def run_mutant(tree: Path, mutant: Mutant, timeout: float) -> tuple[str, float, 
     if original.count(mutant.old) != 1:
         return "stale", 0.0, f"the text to replace occurs {original.count(mutant.old)} times in {mutant.path}"
     path.write_text(original.replace(mutant.old, mutant.new))
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONPATH=str(tree), VOCODER_TEST_DATA=str(REPO.parent / "shared" / "data"),
-               VOCODER_TEST_DATA_DIR=str(REPO / ".test-cache" / "data"))
-    start = time.monotonic()
     try:
-        done = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *mutant.tests],
-                              cwd=tree, env=env, capture_output=True, text=True, timeout=timeout)
-        lines = (done.stdout + done.stderr).strip().splitlines()
-        status = {0: "survived", 5: "no tests ran"}.get(done.returncode, "killed")
-        return status, time.monotonic() - start, lines[-1] if lines else ""
-    except subprocess.TimeoutExpired:
-        return "timeout", time.monotonic() - start, f"over {timeout:.0f} s"
+        code, seconds, last = run_tests(tree, mutant.tests, timeout)
     finally:
         path.write_text(original)
+    status = "timeout" if code is None else {0: "survived", 5: "no tests ran"}.get(code, "killed")
+    return status, seconds, last
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="*", help="mutants to run (default: all)")
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
+    parser.add_argument("--baseline", action="store_true",
+                        help="only run each test selection without a mutant: all must pass, or a kill means nothing")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per mutant (default 900)")
     args = parser.parse_args()
     chosen = [m for m in MUTANTS if not args.names or m.name in args.names]
@@ -156,8 +166,6 @@ def main() -> int:
         for m in MUTANTS:
             print(f"{m.name:24} {m.path}: {m.why}")
         return 0 if args.list else 2
-    print("| mutant | file | what it breaks | tests run | result | pytest said | seconds |")
-    print("|---|---|---|---|---|---|---|")
     bad = 0
     with tempfile.TemporaryDirectory(prefix="mutation-") as tmp:
         tree = Path(tmp)
@@ -167,6 +175,14 @@ def main() -> int:
         if not where.startswith(str(tree)):
             print(f"the copy's package is not the one imported ({where.strip()}): nothing would be mutated")
             return 2
+        if args.baseline:
+            for tests in dict.fromkeys(m.tests for m in chosen):
+                code, seconds, last = run_tests(tree, tests, args.timeout)
+                print(f"baseline {' '.join(tests)}: {last} ({seconds:.0f} s)", flush=True)
+                bad += code != 0
+            return 1 if bad else 0
+        print("| mutant | file | what it breaks | tests run | result | pytest said | seconds |")
+        print("|---|---|---|---|---|---|---|")
         for m in chosen:
             status, seconds, last = run_mutant(tree, m, args.timeout)
             bad += status != "killed"
