@@ -77,10 +77,11 @@ def test_gta_finetune_recipe_end_to_end(tmp_path: Path, data_dir: Path, package_
     tuned = str(run / "checkpoints" / "g_00000002.safetensors")
     # 4. free-running mels from the acoustic model, vocoded by the fine-tuned generator
     cli("tts", TEXT, "-o", str(tmp_path / "tts.wav"), "-a", "tacotron2-lj", *acoustic, "-w", tuned, "--save-mels",
-        "--float")  # fmt: skip
+        "--float", "--backend", "torch")  # fmt: skip
     mel = np.load(tmp_path / "tts.npy")
     assert mel.shape == (80, frames_at_stop - 1)  # centred -> HiFi-GAN framing drops the last frame
-    cli("resynth", "--from-mels", str(tmp_path / "tts.npy"), str(tmp_path / "re.wav"), "-w", tuned, "--float")
+    cli("resynth", "--from-mels", str(tmp_path / "tts.npy"), str(tmp_path / "re.wav"), "-w", tuned, "--float",
+        "--backend", "torch")  # one backend for both: `auto` times torch against ONNX Runtime on each load
     spoken, _ = sf.read(tmp_path / "tts.wav", dtype="float32")
     again, sr = sf.read(tmp_path / "re.wav", dtype="float32")
     assert sr == 22050 and len(again) == mel.shape[-1] * 256 and np.abs(again).max() > 1e-3
