@@ -29,7 +29,7 @@ import torch
 from vocoder_cli.audio import atomic_write_bytes, read_audio, read_audio_bytes
 from vocoder_cli.errors import ConfigError, VocoderError
 from vocoder_cli.mel import MelConfig, MelSpectrogram
-from vocoder_cli.outputs import REFUSE, SKIP, WRITE, OutputError, OutputPolicy
+from vocoder_cli.outputs import OutputError, OutputPolicy
 from vocoder_cli.synthesis.resynthesis import (
     STDIO,
     Failure,
@@ -38,6 +38,7 @@ from vocoder_cli.synthesis.resynthesis import (
     Job,
     Report,
     plan_jobs,
+    settled,
 )
 
 MEL_SUFFIX = ".npy"
@@ -224,16 +225,7 @@ class MelExtractor:
         return list(mels)
 
     def _settled(self, job: Job, report: Report) -> bool:
-        """True (and recorded) when the job's output exists and the policy keeps or refuses it."""
-        decision = self.options.policy.decide([job.target])
-        if decision.action == WRITE:
-            return False
-        if decision.action == SKIP:
-            report.skipped.append(job.source)
-        else:
-            assert decision.action == REFUSE
-            report.refused.append(Failure(job.label, decision.reason or job.target))
-        return True
+        return settled(self.options.policy, job, report)
 
     def _write(self, job: Job, mel: np.ndarray, samples: int, report: Report) -> bytes | None:
         data = npy_bytes(mel)

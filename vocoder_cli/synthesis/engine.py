@@ -55,7 +55,8 @@ class Synthesizer:
 
     @property
     def fp32_tail(self) -> bool:
-        """Whether the generator's output-rate stage runs float32 under a lower precision (Generator.generate)."""
+        """Whether the generator's narrow stages and conv_post run float32 under a lower precision
+        (Generator.fp32_tail_start)."""
         return self.options.precision != "fp32"
 
     def autocast(self) -> AbstractContextManager:

@@ -59,7 +59,7 @@ def _swap_convs(module: nn.Module) -> None:
 
 class ChannelsLastGenerator(nn.Module):
     """A copy of ``generator`` as 2-d convolutions on channels-last tensors, in ``precision`` (fp32, or bf16
-    with a float32 output-rate stage). Mel [B, n_mels, frames] (float32) -> audio [B, 1, frames * hop]
+    with its narrow stages and conv_post in float32: Generator.fp32_tail_start). Mel [B, n_mels, frames] (float32) -> audio [B, 1, frames * hop]
     (float32), as :class:`Generator`. For inference on the CPU; the weights are not trainable."""
 
     def __init__(self, generator: Generator, precision: str = "fp32") -> None:

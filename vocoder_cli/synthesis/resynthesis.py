@@ -210,6 +210,20 @@ class ResynthOptions:
     group_size: int = 32  # files loaded at once (bounds memory; batches form inside a group)
 
 
+def settled(policy: OutputPolicy, job: Job, report: Report) -> bool:
+    """Record a job that must not be written (its output exists: kept or refused by ``policy``); True when
+    so. Asked again just before writing, so a file that appeared during the run is not replaced."""
+    decision = policy.decide([job.target])
+    if decision.action == WRITE:
+        return False
+    if decision.action == SKIP:
+        report.skipped.append(job.source)
+    else:
+        assert decision.action == REFUSE
+        report.refused.append(Failure(job.label, decision.reason or job.target))
+    return True
+
+
 class Resynthesizer:
     """Runs jobs through a :class:`Synthesizer`, reporting progress through a callback."""
 
@@ -305,17 +319,7 @@ class Resynthesizer:
         return report, stdout_payload
 
     def _settled(self, job: Job, report: Report) -> bool:
-        """Record a job that must not be written (its output exists: kept or refused by the policy); True
-        when so. Asked again just before writing, so a file that appeared during the run is not replaced."""
-        decision = self.options.policy.decide([job.target])
-        if decision.action == WRITE:
-            return False
-        if decision.action == SKIP:
-            report.skipped.append(job.source)
-        else:
-            assert decision.action == REFUSE
-            report.refused.append(Failure(job.label, decision.reason or job.target))
-        return True
+        return settled(self.options.policy, job, report)
 
     def _write_one(self, job: Job, wav: np.ndarray, report: Report) -> bytes | None:
         try:
