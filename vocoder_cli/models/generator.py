@@ -5,7 +5,7 @@ Weights are canonical in plain (folded) form; training wraps the convolutions in
 
 Initialisation: a new Generator keeps PyTorch's default convolution init, which is what the official
 code actually trains from: its ``init_weights`` (N(0, 0.01)) runs after legacy weight norm, writes into
-the recomputed ``weight`` tensor and is overwritten at the next forward (jik876/hifi-gan issue 145).
+the recomputed ``weight`` tensor and is overwritten at the next forward (jik876/hifi-gan#145).
 :func:`init_normal` applies the N(0, 0.01) that code intended. Modules are created in the official
 order (all ``ups``, then all ``resblocks``), so the same seed gives the official code's initial weights.
 """
