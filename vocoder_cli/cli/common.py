@@ -84,7 +84,7 @@ BACKEND_HELP = (
     "the faster of torch and onnx for these weights on this machine, timed once and remembered; else torch)."
 )
 PRECISION_HELP = (
-    "fp32, bf16 (autocast on CUDA, or on a CPU with native bf16: AVX512-BF16/AMX; opt-in, see "
+    "fp32, bf16 (on CUDA, or on a CPU with native bf16: AVX512-BF16/AMX; opt-in, see "
     "docs/performance.md for its quality cost) or fp16 (CUDA only)."
 )
 SKIP_EXISTING_HELP = "Keep outputs that already exist and do only what is missing (resume)."
