@@ -22,8 +22,12 @@ def python_blocks() -> list[str]:
 
 
 @pytest.fixture()
-def tiny_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A weights cache where ``default`` is a tiny generator, offline; the work folder is the cwd."""
+def tiny_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, package_index: None) -> Path:
+    """A weights cache where ``default`` is a tiny generator, offline; the work folder is the cwd. CREPE (for
+    the pitch example) is pulled into the tests' cache first, whatever ran before."""
+    from vocoder_cli.metrics.pitch import crepe_weights
+
+    crepe_weights()
     data = tmp_path / "data"
     tiny_weights(data / "weights" / "hifigan-universal-v1" / "generator.safetensors")
     for name in ("crepe-full", "crepe-tiny"):
