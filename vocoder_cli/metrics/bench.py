@@ -49,9 +49,11 @@ def make_bench_set(folder: Path, clips: int, seconds: float, sr: int = 22050, so
 
 def time_scoring(pairs: list[Pair], metrics: list[Metric], workers: int, device: str = "cpu",
                  wvmos_checkpoint: str | None = None) -> ScoreBench:
-    """Wall time of one full scoring run (loading, resampling, metrics, pool start-up included)."""
+    """Wall time of one full scoring run (loading, resampling, metrics, pool start-up included); pitch
+    tracks are computed every time, never read from the cache."""
     start = time.perf_counter()
-    run = score_pairs(pairs, metrics, workers=workers, device=device, wvmos_checkpoint=wvmos_checkpoint)
+    run = score_pairs(pairs, metrics, workers=workers, device=device, wvmos_checkpoint=wvmos_checkpoint,
+                      track_cache=False)
     wall = time.perf_counter() - start
     seconds = sum(load_audio(p.ref or p.gen)[0].size for p in pairs[:1]) * len(pairs)  # clips share a length
     sr = load_audio(pairs[0].ref or pairs[0].gen)[1]

@@ -38,6 +38,7 @@ from vocoder_cli.models.crepe import (
     frame,
     load_crepe,
 )
+from vocoder_cli.models.crepe_dft import DFTCrepe
 
 # CARGAN's constants (cargan/constants.py): features every 256 samples at 22.05 kHz, pitch 50-550 Hz.
 CARGAN_RATE, CARGAN_HOP = 22_050, 256
@@ -175,8 +176,9 @@ class TrackCache:
     (and re-scoring unchanged outputs costs nothing). A track is ~1.4 kB per second of audio; delete
     the folder to reclaim it. A cache that cannot be written is skipped, never an error."""
 
-    def __init__(self, folder: Path, weights: str | os.PathLike[str]) -> None:
+    def __init__(self, folder: Path, weights: str | os.PathLike[str], engine: str = "dft") -> None:
         self.folder = folder
+        self.engine = engine  # part of the key: the engines agree to float32 rounding, not bit for bit
         digest = hashlib.sha256()
         with open(weights, "rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
@@ -184,7 +186,7 @@ class TrackCache:
         self.model_key = digest.hexdigest()
 
     def _path(self, wav: np.ndarray, sr: int) -> Path:
-        key = hashlib.sha256(f"{self.model_key}:{sr}:{HOP}:{FMIN}:{FMAX}:".encode())
+        key = hashlib.sha256(f"{self.model_key}:{self.engine}:{sr}:{HOP}:{FMIN}:{FMAX}:".encode())
         key.update(np.ascontiguousarray(wav, dtype=np.float32).tobytes())
         name = key.hexdigest()
         return self.folder / name[:2] / f"{name}.npz"
@@ -208,21 +210,40 @@ class TrackCache:
             return
 
 
+ENGINES = ("auto", "dft", "direct")
+
+
+def crepe_engine(engine: str, device: str | torch.device) -> str:
+    """``auto`` -> ``dft`` on the CPU (5x less arithmetic, :mod:`vocoder_cli.models.crepe_dft`) and
+    ``direct`` (the network's own convolutions, cuDNN) on CUDA."""
+    if engine not in ENGINES:
+        raise ValueError(f"unknown CREPE engine {engine!r}; known: {', '.join(ENGINES)}")
+    if engine == "auto":
+        return "dft" if torch.device(device).type == "cpu" else "direct"
+    return engine
+
+
 class PitchTracker:
     """CREPE loaded once, applied with CARGAN's recipe. Frames of several signals go through the
     network together (``batch_frames`` per forward pass) on the model's device; with a ``cache``,
-    tracks already computed for the same samples are read back instead."""
+    tracks already computed for the same samples are read back instead. ``model`` is a :class:`Crepe`
+    or the same network through :class:`DFTCrepe` (same activations to float32 rounding)."""
 
-    def __init__(self, model: Crepe, batch_frames: int = 512, cache: TrackCache | None = None) -> None:
+    def __init__(self, model: Crepe | DFTCrepe, batch_frames: int | None = None,
+                 cache: TrackCache | None = None) -> None:
         self.model = model
-        self.batch_frames = batch_frames
+        # the DFT engine is fastest on small batches (its activations stay in the CPU caches); cuDNN on large ones
+        self.batch_frames = batch_frames or (64 if isinstance(model, DFTCrepe) else 512)
         self.cache = cache
 
     @classmethod
     def load(cls, weights: str | os.PathLike[str], device: str | torch.device = "cpu",
-             batch_frames: int = 512, cache_dir: Path | None = None) -> PitchTracker:
-        cache = TrackCache(cache_dir, weights) if cache_dir is not None else None
-        return cls(load_crepe(weights, device), batch_frames, cache)
+             batch_frames: int | None = None, cache_dir: Path | None = None,
+             engine: str = "auto") -> PitchTracker:
+        engine = crepe_engine(engine, device)
+        cache = TrackCache(cache_dir, weights, engine) if cache_dir is not None else None
+        model = load_crepe(weights, device)
+        return cls(DFTCrepe(model) if engine == "dft" else model, batch_frames, cache)
 
     def tracks(self, wavs: Sequence[np.ndarray], sr: int) -> list[PitchTrack]:
         """Signals at ``sr`` -> their tracks (each signal on its own frame grid)."""

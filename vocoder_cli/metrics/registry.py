@@ -80,7 +80,7 @@ def valid_range(key: str) -> tuple[float, float] | None:
 # minutes into hours: 1.3-3.1 s per second of audio here, 7 s of CPU on another machine.
 CPU_COST: dict[str, float] = {
     "pesq": 0.02, "pesq-nb": 0.01, "stoi": 0.01, "estoi": 0.02, "mstft": 0.04, "mcd": 0.09, "sisdr": 0.01,
-    "lsd": 0.01, "dnsmos": 0.4, "wvmos": 0.15, "nisqa": 0.05, "nisqa-tts": 0.05, "pitch": 2.5,
+    "lsd": 0.01, "dnsmos": 0.4, "wvmos": 0.15, "nisqa": 0.05, "nisqa-tts": 0.05, "pitch": 0.75,
 }
 LONG_WORK_SECONDS = 60.0  # an estimate above this is announced before the work starts
 

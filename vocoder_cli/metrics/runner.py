@@ -450,14 +450,16 @@ def score_pitch(
     weights: str | os.PathLike[str],
     hop_seconds: float = HOP_SECONDS,
     on_done: Callable[[FileResult], None] | None = None,
+    track_cache: bool = True,
 ) -> None:
     """Add the CREPE pitch metric to each result: one model in this process (CPU threads or a GPU),
-    each pair's reference and generated frames through the network together."""
+    each pair's reference and generated frames through the network together; finished tracks are read
+    from and kept in the track cache unless ``track_cache`` is False."""
     from dataclasses import replace
 
     from vocoder_cli.metrics.pitch import PitchTracker, track_cache_dir
 
-    tracker = PitchTracker.load(weights, device, cache_dir=track_cache_dir())
+    tracker = PitchTracker.load(weights, device, cache_dir=track_cache_dir() if track_cache else None)
     metric = replace(METRICS["pitch"], compute=tracker.score)
     for pair, result in zip(pairs, results):
         try:
@@ -491,13 +493,15 @@ def score_pairs(
     crepe_weights: str | os.PathLike[str] | None = None,
     notify: Callable[[str], None] | None = None,
     nisqa_checkpoints: Mapping[str, str | os.PathLike[str]] | None = None,
+    track_cache: bool = True,
 ) -> ScoreRun:
     """Score every pair with every metric. Raises only for setup problems (missing extra/checkpoint).
 
     ``crepe_weights``: the CREPE state dict for ``pitch`` (default: the ``crepe-full`` weights entry,
     pulled here once, before any scoring, if it is not cached; ``notify`` hears about that pull).
     ``nisqa_checkpoints``: metric name (``nisqa``, ``nisqa-tts``) -> checkpoint (default: the weights entry
-    of that name, pulled the same way)."""
+    of that name, pulled the same way). ``track_cache``: read and keep pitch tracks in the cache dir
+    (off for benchmarks, which must time the work itself)."""
     for metric in metrics:
         metric.check_installed()
     if any(m.name == "wvmos" for m in metrics):
@@ -520,7 +524,7 @@ def score_pairs(
     if any(m.name == "wvmos" for m in metrics):
         score_wvmos(pairs, results, device, wvmos_checkpoint, batch_size, on_done=on_done)
     if crepe_path is not None:
-        score_pitch(pairs, results, device, crepe_path, hop_seconds, on_done=on_done)
+        score_pitch(pairs, results, device, crepe_path, hop_seconds, on_done=on_done, track_cache=track_cache)
     for metric in metrics:
         if metric.name in nisqa_paths:
             score_nisqa(pairs, results, metric, device, nisqa_paths[metric.name], batch_size, on_done)

@@ -122,8 +122,9 @@ def frame(audio: torch.Tensor, hop: int) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def activations(model: Crepe, frames: torch.Tensor, batch_frames: int = 512) -> torch.Tensor:
+def activations(model: nn.Module, frames: torch.Tensor, batch_frames: int = 512) -> torch.Tensor:
     """Frames [N, 1024] -> activations [N, 360] on the model's device, ``batch_frames`` at a time.
+    ``model`` is a :class:`Crepe` or a ``vocoder_cli.models.crepe_dft.DFTCrepe`` built from one.
 
     cuDNN would run the convolutions in TF32 (10-bit mantissa) on recent GPUs by default; a metric
     should not depend on the card, so they stay in float32 here."""
