@@ -380,3 +380,19 @@ def test_runner_scores_pitch_per_file(tiny_path: Path, tmp_path: Path) -> None:
     assert b.scores == {"f0_rmse": None, "vuv_f1": None, "periodicity": None}
     assert len(b.errors) == 1 and b.errors[0].startswith("pitch: reference is silent")
     assert c.errors == ["pitch: no generated file with this id"]
+
+
+@pytest.mark.network
+def test_runner_keeps_tracks_in_the_cache_unless_told_not_to(tiny_path: Path, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """`vocoder score` keeps each pair's two tracks; `vocoder bench score` (track_cache=False) must time the
+    work itself, so it neither reads nor writes the cache."""
+    monkeypatch.setenv("VOCODER_CACHE_DIR", str(tmp_path / "cache"))
+    write(tmp_path / "ref" / "a.wav", harmonic_glide(0.5, 150.0, 250.0), SR)
+    write(tmp_path / "gen" / "a.wav", harmonic_glide(0.5, 150.0, 250.0, cents=30.0), SR)
+    pairs = pair_paths(tmp_path / "ref", tmp_path / "gen")
+    uncached = score_pairs(pairs, [METRICS["pitch"]], workers=1, crepe_weights=tiny_path, track_cache=False)
+    assert not list((tmp_path / "cache").glob("pitch/*/*.npz"))
+    cached = score_pairs(pairs, [METRICS["pitch"]], workers=1, crepe_weights=tiny_path)
+    assert len(list((tmp_path / "cache").glob("pitch/*/*.npz"))) == 2
+    assert cached.results[0].scores == uncached.results[0].scores and cached.results[0].errors == []
