@@ -4,15 +4,19 @@ The rule: a lower-precision path may be offered (opt-in) only if its PESQ on ljs
 within 0.02 of fp32 with the same weights. This resynthesises the clips through the real CLI
 (`vocoder resynth --backend torch --precision P`), scores them against the recordings
 (`vocoder score -m pesq,stoi,mstft`), and prints the means, the change from fp32 and the largest
-per-file PESQ change; `--markdown FILE` writes the docs/performance.md table.
+per-file PESQ change; `--markdown FILE` writes the docs/performance.md table. With `--stream` the lower
+precisions are streamed instead (`vocoder resynth - - --stream`, each file piped through as a 16-bit WAV,
+the default 40 ms chunks with cached layer state), still against offline fp32.
 
     python scripts/precision_quality.py                                    # LJ_V1, universal V1, LJ_V2 on the CPU, bf16
     python scripts/precision_quality.py --weights hifigan-lj-v1 --precisions bf16 --device cpu
+    python scripts/precision_quality.py --weights hifigan-lj-v1,hifigan-lj-v2 --precisions fp32,bf16 --stream
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import resource
 import subprocess
@@ -20,6 +24,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import soundfile as sf
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "ljspeech" / "dev" / "wavs"
@@ -36,16 +42,35 @@ def child_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def scores(data: Path, out: Path, wall: float, cpu: float) -> dict:
+    """Per-file and mean scores of ``out`` against ``data``, with the resynthesis' wall and CPU seconds."""
+    scored = json.loads(vocoder("score", str(data), str(out), "-m", ",".join(METRICS), "-f", "json", "--per-file").stdout)
+    files = {row["id"]: row for row in scored["files"]}
+    means = {m: scored["summary"][m]["mean"] for m in METRICS}
+    return {"files": files, "means": means, "wall_s": wall, "cpu_s": cpu}
+
+
 def resynth_and_score(data: Path, out: Path, weights: str, precision: str, device: str) -> dict:
     """Per-file scores and the resynthesis' wall and CPU seconds for one (weights, precision)."""
     cpu, wall = child_cpu_seconds(), time.perf_counter()
     vocoder("resynth", str(data), str(out), "-w", weights, "--backend", "torch", "--precision", precision,
             "--device", device, "-q")
-    wall, cpu = time.perf_counter() - wall, child_cpu_seconds() - cpu
-    scored = json.loads(vocoder("score", str(data), str(out), "-m", ",".join(METRICS), "-f", "json", "--per-file").stdout)
-    files = {row["id"]: row for row in scored["files"]}
-    means = {m: scored["summary"][m]["mean"] for m in METRICS}
-    return {"files": files, "means": means, "wall_s": wall, "cpu_s": cpu}
+    return scores(data, out, time.perf_counter() - wall, child_cpu_seconds() - cpu)
+
+
+def stream_resynth_and_score(data: Path, out: Path, weights: str, precision: str, device: str) -> dict:
+    """As :func:`resynth_and_score`, each file streamed through `vocoder resynth - - --stream` (WAV in, WAV out)."""
+    out.mkdir(parents=True)
+    cpu, wall = child_cpu_seconds(), time.perf_counter()
+    for path in sorted(p for p in data.iterdir() if p.suffix in (".wav", ".flac")):
+        audio, rate = sf.read(path, dtype="float32")
+        wav = io.BytesIO()
+        sf.write(wav, audio, rate, format="WAV", subtype="PCM_16")
+        done = subprocess.run([sys.executable, "-m", "vocoder_cli", "resynth", "-", "-", "--stream", "-w", weights,
+                               "--precision", precision, "--device", device, "-q"],
+                              input=wav.getvalue(), capture_output=True, check=True)
+        (out / f"{path.stem}.wav").write_bytes(done.stdout)
+    return scores(data, out, time.perf_counter() - wall, child_cpu_seconds() - cpu)
 
 
 def per_file_pesq(run: dict) -> dict[str, float]:
@@ -59,19 +84,22 @@ def main() -> None:
     parser.add_argument("--precisions", default="bf16")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--markdown", type=Path)
+    parser.add_argument("--stream", action="store_true", help="stream the --precisions runs (fp32 stays offline)")
     args = parser.parse_args()
+    run_low = stream_resynth_and_score if args.stream else resynth_and_score
+    mode = "stream " if args.stream else ""
     rows = []
     with tempfile.TemporaryDirectory(prefix="vocoder-precision-") as tmp:
         for weights in args.weights.split(","):
             base = resynth_and_score(args.data, Path(tmp) / f"{weights}-fp32", weights, "fp32", args.device)
             for precision in args.precisions.split(","):
-                low = resynth_and_score(args.data, Path(tmp) / f"{weights}-{precision}", weights, precision, args.device)
+                low = run_low(args.data, Path(tmp) / f"{weights}-{mode}{precision}", weights, precision, args.device)
                 deltas = {m: low["means"][m] - base["means"][m] for m in METRICS}
                 fp32_files, low_files = per_file_pesq(base), per_file_pesq(low)
                 worst = max(abs(low_files[n] - fp32_files[n]) for n in fp32_files)
-                rows.append((weights, precision, base, low, deltas, worst))
+                rows.append((weights, mode + precision, base, low, deltas, worst))
                 verdict = "within" if abs(deltas["pesq"]) <= PESQ_BAR else "OUTSIDE"
-                print(f"{weights} {precision}: PESQ {base['means']['pesq']:.4f} -> {low['means']['pesq']:.4f} "
+                print(f"{weights} {mode}{precision}: PESQ {base['means']['pesq']:.4f} -> {low['means']['pesq']:.4f} "
                       f"({deltas['pesq']:+.4f}, {verdict} {PESQ_BAR}; largest per-file change {worst:.4f}), "
                       f"STOI {deltas['stoi']:+.4f}, M-STFT {deltas['mstft']:+.4f}; resynth CPU "
                       f"{base['cpu_s']:.1f} s -> {low['cpu_s']:.1f} s", flush=True)

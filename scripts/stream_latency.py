@@ -2,6 +2,7 @@
 
     python scripts/stream_latency.py errors  [--weights hifigan-lj-v1,hifigan-lj-v2,random-v3] [--clips 2] [--seconds 4]
     python scripts/stream_latency.py speed   [--models v1,v2,v3] [--threads 2] [--seconds 4] [--precision bf16]
+                                             [--cached-only]
 
 ``errors``: real LJSpeech clips (../shared/data/ljspeech/dev/wavs) streamed through
 vocoder_cli.synthesis.streaming with look-aheads of 15, 12, 10, 8, 6, 4, 2, 0 mel frames, compared with offline
@@ -123,7 +124,7 @@ def speed(args: argparse.Namespace) -> None:
         tick = time.perf_counter()
         synth.synthesize([synth.mel(wav)])
         offline_rtf = (time.perf_counter() - tick) / (wav.size / sr)
-        for chunk_frames, la, cached in SPEED_SETTINGS:
+        for chunk_frames, la, cached in [s for s in SPEED_SETTINGS if s[2] or not args.cached_only]:
             options = StreamOptions(frame_ms(chunk_frames), None if la is None else frame_ms(la), cached=cached)
             resynth = StreamingResynthesizer(synth, options)
             block = chunk_frames * 256
@@ -159,6 +160,7 @@ def main() -> None:
     s.add_argument("--threads", type=int, default=2)
     s.add_argument("--seconds", type=float, default=4.0)
     s.add_argument("--precision", default="fp32", help="fp32 or bf16 (the engine's --precision)")
+    s.add_argument("--cached-only", action="store_true", help="only the cached-layer-state path")
     args = parser.parse_args()
     errors(args) if args.what == "errors" else speed(args)
 

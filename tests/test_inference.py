@@ -24,18 +24,38 @@ def random_mels(lengths: list[int], seed: int = 0) -> list[torch.Tensor]:
     return [torch.randn(80, n, generator=g) * 2 - 6 for n in lengths]
 
 
-def test_padded_batch_is_trimmed_and_equal_away_from_the_end() -> None:
-    vocoder = make_vocoder()
-    synth = Synthesizer(vocoder, options=EngineOptions(batch_size=8))
-    mels = random_mels([37, 120, 64, 5])
+@pytest.mark.parametrize(("preset", "precision"), [("tiny", "fp32"), ("v1", "fp32"), ("v2", "bf16")])
+@pytest.mark.parametrize("layout", ["channels-last", "plain"])
+def test_a_padded_batch_gives_each_item_its_own_output(preset: str, precision: str, layout: str) -> None:
+    """Every layer's padded tail is zeroed (Generator.generate(lengths=...)), so an item's audio does not
+    depend on its batch-mates, up to the last sample (before, the padding frames changed the last receptive
+    field of every shorter item: up to 4% of peak with LJ_V1). Each output is exactly frames * hop long."""
+    torch.manual_seed(0)
+    vocoder = make_vocoder(tiny_generator() if preset == "tiny" else Generator(generator_preset(preset)).eval())
+    options = {"precision": precision, "cpu_layout": layout}
+    synth = Synthesizer(vocoder, options=EngineOptions(batch_size=8, **options))
+    mels = random_mels([37, 60, 24, 5])
+    assert list(synth.batches([m.shape[-1] for m in mels])) == [[3, 2, 0, 1]]  # one padded batch
     batched = synth.synthesize(mels)
-    alone = [Synthesizer(vocoder, options=EngineOptions(batch_size=1)).synthesize([m])[0] for m in mels]
-    tail = vocoder.context_frames * 256
+    alone = [Synthesizer(vocoder, options=EngineOptions(batch_size=1, **options)).synthesize([m])[0] for m in mels]
+    # float32 rounding (measured 5e-7 for V1; the tiny generator's inflated weights 5e-5, held to 1.5e-4 as
+    # for chunking below); bf16 under autocast rounds a little differently per batch shape (measured 3.9e-4)
+    bound = {"tiny": 1.5e-4, "v1": 1e-5}.get(preset, 2e-3)
     for mel, b, a in zip(mels, batched, alone):
         assert b.shape == a.shape == (mel.shape[-1] * 256,)  # exactly frames * hop: no padded tail
-        # the silence padding of shorter items only reaches back one receptive field from their end
-        np.testing.assert_allclose(b[:-tail], a[:-tail], atol=1e-4)
-    np.testing.assert_allclose(batched[1], alone[1], atol=1e-4)  # the longest item has no padding
+        assert np.abs(b - a).max() <= bound * np.abs(a).max(), (mel.shape, np.abs(b - a).max())
+
+
+def test_models_that_cannot_zero_padding_are_batched_by_equal_length() -> None:
+    """ONNX Runtime and Griffin-Lim run the padded batch as it is, so their batches hold equal lengths only
+    (the torch generator batches similar lengths)."""
+    vocoder = make_vocoder()
+    lengths = [10, 12, 10, 12, 30]
+    torch_groups = list(Synthesizer(vocoder, options=EngineOptions(batch_size=8)).batches(lengths))
+    assert torch_groups == [[0, 2, 1, 3, 4]]
+    onnx_like = Vocoder(vocoder.model, vocoder.mel, "tiny", vocoder.context_frames, backend="onnx")
+    assert not Synthesizer(onnx_like).pads_exactly
+    assert list(Synthesizer(onnx_like, options=EngineOptions(batch_size=8)).batches(lengths)) == [[0, 2], [1, 3], [4]]
 
 
 def test_batches_group_similar_lengths_within_limits() -> None:

@@ -16,13 +16,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+import torch.nn.functional as F
 
 from tests.helpers import tiny_generator, tiny_weights, tone
 from vocoder_cli.audio import resample
 from vocoder_cli.errors import AudioError, ConfigError
 from vocoder_cli.mel import MelConfig
 from vocoder_cli.models import Generator, generator_preset
-from vocoder_cli.synthesis.engine import Synthesizer
+from vocoder_cli.synthesis.engine import EngineOptions, Synthesizer
+from vocoder_cli.synthesis.layout import ChannelsLastGenerator
 from vocoder_cli.synthesis.stream_generator import CachedStreamingGenerator
 from vocoder_cli.synthesis.streaming import (
     StreamingGenerator,
@@ -546,6 +548,65 @@ def test_cached_generator_equals_offline_for_any_chunk_and_block(preset: str, ch
     assert rel_err(out, offline) <= 1e-5  # measured 3e-7 - 1.1e-6
 
 
+@pytest.mark.parametrize(("kernel", "stride"), [(16, 8), (4, 2), (5, 3), (3, 1)])
+def test_transposed_conv_layer_overlap_adds_what_the_offline_layer_computes(kernel: int, stride: int) -> None:
+    """One transposed convolution streamed in uneven blocks: the samples of ``conv_transpose1d`` with its
+    padding, exactly ``n * stride`` of them, also where the kernel is not a whole number of strides (it is
+    zero-padded to one)."""
+    from vocoder_cli.synthesis.stream_generator import _ConvTranspose
+
+    torch.manual_seed(0)
+    conv = torch.nn.ConvTranspose1d(6, 5, kernel, stride, padding=(kernel - stride) // 2)
+    x = torch.randn(23, 6)  # [time, channels]
+    with torch.inference_mode():
+        offline = conv(F.leaky_relu(x.T[None], 0.1))[0].T
+        layer = _ConvTranspose(conv, 0.1, torch.float32)
+        parts = [layer.push(x[i : i + n]) for i, n in ((0, 1), (1, 0), (1, 7), (8, 15))] + [layer.finish()]
+    out = torch.cat(parts)
+    assert out.shape == (23 * stride, 5) and layer.lag == (kernel - stride) // 2
+    assert float((out - offline).abs().max()) < 1e-5
+
+
+@pytest.mark.parametrize(("kernel", "dilation"), [(3, 1), (3, 5), (11, 5), (7, 3)])
+def test_conv_layer_sums_its_taps_like_the_offline_layer(kernel: int, dilation: int) -> None:
+    """One dilated convolution streamed in uneven blocks (shorter than its span too): ``conv1d`` with its
+    'same' padding, sample for sample."""
+    from vocoder_cli.synthesis.stream_generator import _Conv
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv1d(6, 5, kernel, dilation=dilation, padding=dilation * (kernel - 1) // 2)
+    x = torch.randn(41, 6)
+    with torch.inference_mode():
+        offline = conv(F.leaky_relu(x.T[None], 0.1))[0].T
+        layer = _Conv(conv, 0.1, torch.float32)
+        parts = [layer.push(x[i : i + n]) for i, n in ((0, 1), (1, 2), (3, 30), (33, 8))] + [layer.finish()]
+    out = torch.cat(parts)
+    assert out.shape == (41, 5) and float((out - offline).abs().max()) < 1e-5
+
+
+@pytest.mark.parametrize("preset", ["v1", "v2"])
+def test_cached_bf16_stream_casts_weights_once_and_stays_within_bf16_rounding(preset: str) -> None:
+    """``--precision bf16`` streaming: the weights are bf16 once, with the offline engine's float32 tail (V2's
+    last two stages, conv_post always); the stream really computes in bf16 (far from float32 rounding) and is
+    as close to float32 as the offline bf16 engine is (bf16 is emulated on CPUs without bf16 instructions:
+    the same arithmetic, only slower)."""
+    torch.manual_seed(0)
+    gen = Generator(generator_preset(preset)).eval()
+    mel = torch.randn(80, 40) - 5.0
+    stream = CachedStreamingGenerator(gen, 4, dtype=torch.bfloat16, fp32_tail=True)
+    conv_pre, *stages, conv_post, _ = stream.layers.layers
+    start = gen.fp32_tail_start
+    assert conv_pre.dtype == torch.bfloat16 and conv_post.dtype == torch.float32
+    assert [stage.layers[0].dtype for stage in stages] == [torch.bfloat16] * start + [torch.float32] * (4 - start)
+    with torch.inference_mode():
+        fp32 = gen(mel[None])[0, 0].numpy()
+        engine = ChannelsLastGenerator(gen, "bf16")(mel[None])[0, 0].numpy()
+    out = np.concatenate([stream.push(mel[:, i : i + 3]) for i in range(0, 40, 3)] + [stream.finish()])
+    assert out.shape == fp32.shape and out.dtype == np.float32
+    engine_err = rel_err(engine, fp32)
+    assert 1e-3 < rel_err(out, fp32) < 2 * engine_err and engine_err < 1e-2  # measured V1 6.2e-3 / 4.8e-3
+
+
 def test_cached_generator_emits_each_sample_once_its_receptive_field_is_in() -> None:
     """After F frames exactly F * hop - lag samples are out: the look-ahead is the exact right context in
     samples (V1: 3,258 = 12.7 frames, not rounded up to the 15-frame bound the chunked path needs)."""
@@ -587,6 +648,22 @@ def test_cached_stream_equals_offline_through_the_resynthesizer() -> None:
     assert isinstance(resynth.generator, CachedStreamingGenerator)
     out = np.concatenate(list(resynth.stream(blocks(wav, [300, 7, 1024]))))
     assert rel_err(out, offline) <= 1e-5
+
+
+def test_bf16_stream_through_the_resynthesizer_matches_offline_bf16() -> None:
+    """``--precision bf16`` reaches the cached engine: bf16 layers, output as close to the offline bf16
+    synthesis of the same audio as bf16 rounding allows (and not the float32 output)."""
+    torch.manual_seed(1)
+    gen = Generator(generator_preset("v3")).eval()
+    vocoder = Vocoder(gen, MelConfig(), "test", receptive_field_frames(gen.cfg) + 2)
+    bf16, fp32 = Synthesizer(vocoder, options=EngineOptions(precision="bf16")), Synthesizer(vocoder)
+    wav = speechlike(0.5)
+    resynth = StreamingResynthesizer(bf16)
+    assert isinstance(resynth.generator, CachedStreamingGenerator)
+    assert resynth.generator.layers.layers[0].dtype == torch.bfloat16
+    out = np.concatenate(list(resynth.stream(blocks(wav, [300, 7, 1024]))))
+    offline_bf16, offline_fp32 = bf16.synthesize([bf16.mel(wav)])[0], fp32.synthesize([fp32.mel(wav)])[0]
+    assert 1e-3 < rel_err(out, offline_fp32) < 3e-2 and rel_err(out, offline_bf16) < 3e-2
 
 
 def test_cli_auto_backend_streams_with_cached_layer_state(weights: Path, tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """The batch synthesis engine behind `resynth`, `tts`, `report` and `bench`.
 
-Inputs are log-mels; outputs are waveforms trimmed to exactly ``frames * hop`` samples (padding a
-batch never leaves a buzzing tail). Mels of similar length are batched together; a mel longer than
+Inputs are log-mels; outputs are waveforms trimmed to exactly ``frames * hop`` samples. Mels of similar
+length are batched together, and a padded batch gives each item what it gives alone (HiFi-GAN zeroes each
+layer's padded tail; other models are batched by equal length only); a mel longer than
 ``chunk_frames`` is synthesised in chunks overlapped by the generator's receptive field, so the result
 equals one-shot synthesis while memory stays flat however long the input is.
 """
@@ -59,14 +60,18 @@ class Synthesizer:
         (Generator.fp32_tail_start)."""
         return self.options.precision != "fp32"
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The generator's compute precision: float32, or float16/bfloat16 for ``--precision fp16/bf16``."""
+        return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[self.options.precision]
+
     def autocast(self) -> AbstractContextManager:
         """The numeric mode of a generator call: autocast for fp16/bf16; for fp32 on CUDA, cuDNN's TF32 off
         (PyTorch's default runs fp32 convolutions in TF32, which moved trained-weights output by up to 15%
         of peak on an H200; fp32 here means what it means on the CPU)."""
         if self.options.precision == "fp32":
             return true_fp32() if self.device.type == "cuda" else nullcontext()
-        dtype = torch.float16 if self.options.precision == "fp16" else torch.bfloat16
-        return torch.autocast(self.device.type, dtype=dtype)
+        return torch.autocast(self.device.type, dtype=self.dtype)
 
     @torch.inference_mode()
     def mel(self, wav: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -74,28 +79,37 @@ class Synthesizer:
         tensor = torch.as_tensor(wav, dtype=torch.float32, device=self.device)
         return self.mel_fn(tensor[None])[0]
 
+    @property
+    def pads_exactly(self) -> bool:
+        """Whether a batch of unequal lengths gives every item exactly its own output: HiFi-GAN on torch zeroes
+        each layer's padded tail (``Generator.generate(lengths=...)``). Other models (ONNX, Griffin-Lim) are
+        batched with items of equal length only."""
+        return self.vocoder.backend == "torch" and isinstance(self.vocoder.model, Generator)
+
     @torch.inference_mode()
-    def run_batch(self, batch: torch.Tensor) -> torch.Tensor:
+    def run_batch(self, batch: torch.Tensor, lengths: Sequence[int] | None = None) -> torch.Tensor:
         """One forward pass, no batching or chunking: mel [B, n_mels, frames] -> float32 audio
         [B, frames * hop] on the engine's device (for callers that cut their own windows, e.g. streaming).
+        ``lengths``: each item's frames in a padded batch (where :attr:`pads_exactly`).
         HiFi-GAN on the CPU runs the channels-last copy made once at construction (its precision built in)."""
         if self.cpu_model is not None:
-            return self.cpu_model(batch.to(self.device))[:, 0]
+            return self.cpu_model(batch.to(self.device), lengths)[:, 0]
         with self.autocast():
-            if self.fp32_tail:
-                out = self.vocoder.model.generate(batch.to(self.device), fp32_tail=True)
+            if self.fp32_tail or lengths is not None:
+                out = self.vocoder.model.generate(batch.to(self.device), fp32_tail=self.fp32_tail, lengths=lengths)
             else:
                 out = self.vocoder.model(batch.to(self.device))
         return out.float()[:, 0]
 
     def _one_shot_batch(self, mels: Sequence[torch.Tensor]) -> list[np.ndarray]:
         hop = self.vocoder.hop_length
-        longest = max(m.shape[-1] for m in mels)
+        lengths = [m.shape[-1] for m in mels]
+        longest = max(lengths)
         fill = self.vocoder.mel.silence_level
         batch = torch.full((len(mels), mels[0].shape[0], longest), fill, device=self.device)
         for i, m in enumerate(mels):
             batch[i, :, : m.shape[-1]] = m.to(self.device)
-        wavs = self.run_batch(batch)
+        wavs = self.run_batch(batch, lengths if self.pads_exactly and min(lengths) < longest else None)
         return [wavs[i, : m.shape[-1] * hop].cpu().numpy() for i, m in enumerate(mels)]
 
     def synthesize_long(self, mel: torch.Tensor, on_chunk: Callable[[float], None] | None = None) -> np.ndarray:
@@ -114,13 +128,15 @@ class Synthesizer:
         return out
 
     def batches(self, lengths: Sequence[int]) -> Iterator[list[int]]:
-        """Indices grouped by similar length: sorted, then cut by batch size and total frames."""
+        """Indices grouped by similar length (equal length where padding would change the output: not
+        :attr:`pads_exactly`): sorted, then cut by batch size and total frames."""
         order = sorted(range(len(lengths)), key=lambda i: lengths[i])
         group: list[int] = []
         for i in order:
             if group and (
                 len(group) >= self.options.batch_size
                 or (len(group) + 1) * lengths[i] > self.options.max_batch_frames
+                or (not self.pads_exactly and lengths[i] != lengths[group[0]])
             ):
                 yield group
                 group = []

@@ -17,6 +17,7 @@ float32, the rule :meth:`vocoder_cli.models.generator.Generator.generate` follow
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -86,7 +87,8 @@ class ChannelsLastGenerator(nn.Module):
     def hop_length(self) -> int:
         return self.cfg.hop_length
 
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+    def forward(self, mel: torch.Tensor, lengths: Sequence[int] | None = None) -> torch.Tensor:
+        """``lengths``: each item's frames in a padded batch (:meth:`Generator.generate`)."""
         x = mel.unsqueeze(2).to(self.dtype).contiguous(memory_format=torch.channels_last)
-        out = self.net.generate(x, fp32_tail=self.precision != "fp32")
+        out = self.net.generate(x, fp32_tail=self.precision != "fp32", lengths=lengths)
         return out.squeeze(2).float().contiguous()

@@ -248,8 +248,7 @@ class StreamingResynthesizer:
         self.generator: StreamingGenerator | CachedStreamingGenerator
         if lookahead >= exact and options.cached and isinstance(synth.vocoder.model, Generator):
             self.generator = CachedStreamingGenerator(
-                synth.vocoder.model, chunk, device=synth.device, autocast=synth.autocast,
-                fp32_tail=synth.fp32_tail,
+                synth.vocoder.model, chunk, device=synth.device, dtype=synth.dtype, fp32_tail=synth.fp32_tail,
             )
             lag: int | None = self.generator.lag_samples
         else:
