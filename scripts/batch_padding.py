@@ -34,13 +34,6 @@ from vocoder_cli.synthesis.vocoder import load_vocoder  # noqa: E402
 CLIPS = REPO.parent / "shared" / "data" / "ljspeech" / "dev" / "wavs"
 
 
-def padded_batch(mels: list[torch.Tensor], fill: float) -> torch.Tensor:
-    batch = torch.full((len(mels), mels[0].shape[0], max(m.shape[-1] for m in mels)), fill)
-    for i, m in enumerate(mels):
-        batch[i, :, : m.shape[-1]] = m
-    return batch
-
-
 def timed(runs: dict[str, callable], repeats: int) -> dict[str, list[float]]:
     """Each run ``repeats`` times, the order alternating every round."""
     times: dict[str, list[float]] = {name: [] for name in runs}
@@ -66,10 +59,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     synth = Synthesizer(load_vocoder(args.weights, backend="torch"))
     assert synth.cpu_model is not None, "the CPU engine's channels-last copy"
-    hop, fill = synth.vocoder.hop_length, synth.vocoder.mel.silence_level
+    hop = synth.vocoder.hop_length
     mels = [synth.mel(load_audio(c, synth.vocoder.mel.sample_rate)[0]) for c in sorted(CLIPS.glob("*.flac"))[: args.clips]]
     lengths = [m.shape[-1] for m in mels]
-    batch = padded_batch(mels, fill)
+    batch = synth.padded_batch(mels)
     print(f"# {args.weights}, {len(mels)} clips of {lengths} frames in one padded batch, {args.threads} threads")
     with torch.inference_mode():
         alone = [synth.cpu_model(m[None])[0, 0].numpy() for m in mels]

@@ -28,6 +28,10 @@ from pathlib import Path
 import soundfile as sf
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from vocoder_cli.audio import find_audio_files  # noqa: E402
+
 DATA = REPO.parent / "shared" / "data" / "ljspeech" / "dev" / "wavs"
 METRICS = ("pesq", "stoi", "mstft")
 PESQ_BAR = 0.02
@@ -62,14 +66,16 @@ def stream_resynth_and_score(data: Path, out: Path, weights: str, precision: str
     """As :func:`resynth_and_score`, each file streamed through `vocoder resynth - - --stream` (WAV in, WAV out)."""
     out.mkdir(parents=True)
     cpu, wall = child_cpu_seconds(), time.perf_counter()
-    for path in sorted(p for p in data.iterdir() if p.suffix in (".wav", ".flac")):
+    for path in find_audio_files(data):
         audio, rate = sf.read(path, dtype="float32")
         wav = io.BytesIO()
         sf.write(wav, audio, rate, format="WAV", subtype="PCM_16")
         done = subprocess.run([sys.executable, "-m", "vocoder_cli", "resynth", "-", "-", "--stream", "-w", weights,
                                "--precision", precision, "--device", device, "-q"],
                               input=wav.getvalue(), capture_output=True, check=True)
-        (out / f"{path.stem}.wav").write_bytes(done.stdout)
+        target = out / path.relative_to(data).with_suffix(".wav")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(done.stdout)
     return scores(data, out, time.perf_counter() - wall, child_cpu_seconds() - cpu)
 
 

@@ -168,7 +168,8 @@ class Generator(nn.Module):
         ``lengths``: each item's frames in a padded batch, whose padding then changes no item's output
         (:class:`PaddedTails`)."""
         tails = None if lengths is None else PaddedTails(lengths)
-        x = _zero_tails(self.conv_pre(_zero_tails(mel.clone(), tails) if tails is not None else mel), tails)
+        mel = mel if tails is None else tails.zero(mel.clone())  # the caller's batch stays as it is
+        x = _zero_tails(self.conv_pre(mel), tails)
         start = self.fp32_tail_start
         for i, up in enumerate(self.ups):
             with full_precision(fp32_tail and i >= start, x.device.type):

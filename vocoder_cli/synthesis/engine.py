@@ -101,15 +101,20 @@ class Synthesizer:
                 out = self.vocoder.model(batch.to(self.device))
         return out.float()[:, 0]
 
+    def padded_batch(self, mels: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Mels [n_mels, frames_i] -> one batch [B, n_mels, max frames] on the engine's device, the shorter
+        ones padded with the silence level."""
+        fill = self.vocoder.mel.silence_level
+        batch = torch.full((len(mels), mels[0].shape[0], max(m.shape[-1] for m in mels)), fill, device=self.device)
+        for i, m in enumerate(mels):
+            batch[i, :, : m.shape[-1]] = m.to(self.device)
+        return batch
+
     def _one_shot_batch(self, mels: Sequence[torch.Tensor]) -> list[np.ndarray]:
         hop = self.vocoder.hop_length
         lengths = [m.shape[-1] for m in mels]
-        longest = max(lengths)
-        fill = self.vocoder.mel.silence_level
-        batch = torch.full((len(mels), mels[0].shape[0], longest), fill, device=self.device)
-        for i, m in enumerate(mels):
-            batch[i, :, : m.shape[-1]] = m.to(self.device)
-        wavs = self.run_batch(batch, lengths if self.pads_exactly and min(lengths) < longest else None)
+        padded = self.pads_exactly and min(lengths) < max(lengths)
+        wavs = self.run_batch(self.padded_batch(mels), lengths if padded else None)
         return [wavs[i, : m.shape[-1] * hop].cpu().numpy() for i, m in enumerate(mels)]
 
     def synthesize_long(self, mel: torch.Tensor, on_chunk: Callable[[float], None] | None = None) -> np.ndarray:
